@@ -1,0 +1,93 @@
+// Python bindings of the private module nnmargin._core: convert arrays, release the GIL, call.
+// Input checking that users see happens in python/nnmargin/_validate.py; the checks here only keep
+// the C++ side safe when it is called directly.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "cpu/cpu_features.h"
+#include "cuda/cuda_backend.h"
+#include "nn_search.h"
+
+namespace py = pybind11;
+
+namespace {
+
+nnm::DType dtype_of(const py::array& a) {
+  if (a.dtype().is(py::dtype::of<uint8_t>())) return nnm::cpu::kU8;
+  if (a.dtype().is(py::dtype::of<float>())) return nnm::cpu::kF32;
+  if (a.dtype().is(py::dtype::of<double>())) return nnm::cpu::kF64;
+  throw py::type_error("points must be uint8, float32 or float64, got " + std::string(py::str(a.dtype())));
+}
+
+void require_matrix(const py::array& a, const char* name) {
+  if (a.ndim() != 2) throw std::invalid_argument(std::string(name) + " must be 2-D (points, features)");
+  if (!(a.flags() & py::array::c_style)) throw std::invalid_argument(std::string(name) + " must be C-contiguous");
+}
+
+using IntArray = py::array_t<int32_t, py::array::c_style | py::array::forcecast>;
+using IndexArray = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
+
+nnm::PreparedTrain prepare_train(const py::array& x, const IntArray& class_id, int metric) {
+  require_matrix(x, "training points");
+  if (class_id.ndim() != 1 || class_id.shape(0) != x.shape(0))
+    throw std::invalid_argument("need one class id per training point");
+  if (metric < 0 || metric > 2) throw std::invalid_argument("metric must be 0 (l2), 1 (l1) or 2 (linf)");
+  const nnm::DType dtype = dtype_of(x);
+  py::gil_scoped_release release;
+  return nnm::prepare_train(x.data(), dtype, x.shape(0), x.shape(1), class_id.data(),
+                            static_cast<nnm::Metric>(metric));
+}
+
+py::tuple search(const nnm::PreparedTrain& train, const py::array& queries, const IntArray& query_class,
+                 const py::object& skip, const std::string& device, const std::string& isa, int num_threads) {
+  const nnm::cpu::TrainLayout& layout = *train.layout;
+  require_matrix(queries, "queries");
+  if (dtype_of(queries) != layout.dtype) throw py::type_error("queries and training points differ in dtype");
+  if (queries.shape(1) != layout.dim) throw std::invalid_argument("queries and training points differ in features");
+  const int64_t n = queries.shape(0);
+  if (query_class.ndim() != 1 || query_class.shape(0) != n) throw std::invalid_argument("need one class per query");
+  IndexArray skip_index;
+  if (!skip.is_none()) {
+    skip_index = skip.cast<IndexArray>();
+    if (skip_index.ndim() != 1 || skip_index.shape(0) != n)
+      throw std::invalid_argument("need one leave-one-out index per query");
+  }
+  py::array_t<double> value_same(n), value_other(n);
+  py::array_t<int64_t> index_same(n), index_other(n);
+  nnm::SearchOutput out{value_same.mutable_data(), index_same.mutable_data(), value_other.mutable_data(),
+                        index_other.mutable_data()};
+  nnm::SearchOptions options{device, isa, num_threads};
+  {
+    py::gil_scoped_release release;
+    nnm::search(train, queries.data(), n, query_class.data(), skip.is_none() ? nullptr : skip_index.data(),
+                options, out);
+  }
+  return py::make_tuple(value_same, index_same, value_other, index_other);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "nnmargin's compiled core (private: use the nnmargin package)";
+
+  py::class_<nnm::PreparedTrain>(m, "PreparedTrain")
+      .def_property_readonly("n_points", [](const nnm::PreparedTrain& t) { return t.layout->m; })
+      .def_property_readonly("dim", [](const nnm::PreparedTrain& t) { return t.layout->dim; })
+      .def_property_readonly("dim_padded", [](const nnm::PreparedTrain& t) { return t.layout->dim_padded; })
+      .def_property_readonly("metric", [](const nnm::PreparedTrain& t) { return static_cast<int>(t.layout->metric); })
+      .def_property_readonly("nbytes", [](const nnm::PreparedTrain& t) { return t.layout->data.size(); });
+
+  m.def("prepare_train", &prepare_train, py::arg("x"), py::arg("class_id"), py::arg("metric"),
+        "Lay out training points (m, dim) with dense class ids (m,) for metric 0=l2, 1=l1, 2=linf.");
+  m.def("search", &search, py::arg("train"), py::arg("queries"), py::arg("query_class"), py::arg("skip") = py::none(),
+        py::arg("device") = "cpu", py::arg("isa") = "auto", py::arg("num_threads") = 0,
+        "Nearest same-class and other-class training point of each query: "
+        "(value_same, index_same, value_other, index_other), each (n,).");
+  m.def("cpu_isas", &nnm::cpu::supported_isas, "CPU kernel variants this machine runs, fastest first.");
+  m.def("built_with_cuda", &nnm::cuda::built_with_cuda);
+  m.def("cuda_device_count", &nnm::cuda::device_count);
+}

@@ -1,0 +1,68 @@
+// Types shared by the scan driver and every instruction-set variant of the scan kernels.
+//
+// The kernels never see the N x M distance matrix: they compute one tile of kTileQ queries x kTileT
+// training points at a time, fold it into a running minimum per (query, same/other class), and hand
+// the few entries that could still be the true minimum to a CandidateSink. The driver re-checks those
+// candidates exactly (float64 or integer arithmetic) and breaks ties by the lowest training index.
+//
+// Values travel as unsigned "keys" whose integer order equals the distance order:
+//   uint8 data  -> uint32 key = exact integer distance (squared for l2)
+//   float32     -> uint32 key = bit pattern of the non-negative float32 screened value
+//   float64     -> uint64 key = bit pattern of the non-negative float64 screened value
+// All-ones is the "nothing seen yet" sentinel; it is larger than any finite or infinite value.
+#pragma once
+
+#include <cstdint>
+
+namespace nnm::cpu {
+
+constexpr int kTileQ = 8;    // queries per tile
+constexpr int kTileT = 48;   // training points per tile (three 16-lane AVX-512 vectors)
+constexpr int kGroupT = 16;  // training points interleaved per group in the packed uint8-l2 layout
+constexpr int32_t kNoClass = -1;  // query label that no training point has
+
+enum Metric : int { kL2 = 0, kL1 = 1, kLinf = 2 };
+enum DType : int { kU8 = 0, kF32 = 1, kF64 = 2 };
+
+struct CandidateSink;
+// Called by a kernel for a training point (sorted position `pos`) whose screened key is within the
+// candidate threshold of query `query` (index local to the job) in `category` (0 same, 1 other class).
+using PushFn = void (*)(CandidateSink* sink, int64_t query, int category, int64_t pos, uint64_t key);
+struct CandidateSink {
+  PushFn push;
+};
+
+// One kernel call: queries [0, n_q) against sorted training positions [t_begin, t_end).
+// t_begin and t_end are multiples of kTileT (the training layout is padded to that).
+struct ScanJob {
+  const void* queries;      // (round_up(n_q, kTileQ), dim_padded) row-major, zero padded
+  int64_t n_q;
+  const int32_t* q_class;   // (n_q) dense class id, kNoClass when absent from the training set
+  const int64_t* q_skip;    // (n_q) sorted training position to ignore (leave-one-out), or -1
+  const int32_t* q_aux;     // (n_q) uint8 l2 only: |q|^2 - 256 * sum(q), modulo 2^32
+  const void* train;        // training layout for (dtype, metric), see train_layout.h
+  const int32_t* t_class;   // (m_padded) dense class id per sorted position
+  const uint32_t* t_aux;    // (m_padded) uint8 l2 only: |t|^2
+  int64_t dim_padded;
+  int64_t t_begin, t_end;
+  int64_t m_valid;          // positions >= m_valid are padding
+  // A screened value v is a candidate while v <= best * rho + alpha (rho = 1, alpha = 0 when exact).
+  double rho, alpha;
+  uint64_t* best;           // (n_q, 2) running minimum key: [2i] same class, [2i + 1] other class
+  CandidateSink* sink;
+};
+
+using ScanFn = void (*)(const ScanJob& job);
+
+// One instruction-set variant: scan[dtype][metric].
+struct KernelTable {
+  const char* isa;
+  ScanFn scan[3][3];
+};
+
+// Defined once per instruction set in scan_kernels.cpp (compiled with that set's flags).
+namespace generic { const KernelTable& kernel_table(); }
+namespace avx2 { const KernelTable& kernel_table(); }
+namespace avx512 { const KernelTable& kernel_table(); }
+
+}  // namespace nnm::cpu

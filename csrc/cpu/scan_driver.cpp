@@ -1,0 +1,233 @@
+// Cache blocking, threading and exact candidate re-checks around the per-ISA scan kernels.
+#include "scan_driver.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <exception>
+#include <limits>
+#include <stdexcept>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "key_codec.h"
+
+namespace nnm::cpu {
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr size_t kCollapseAt = 64;  // pending candidates per (query, class) before an exact re-check
+
+// Bytes of queries and of training points a task keeps hot; both fit the 1-2 MB L2 of current cores.
+constexpr int64_t kQueryBlockBytes = 192 << 10;
+constexpr int64_t kTrainBlockBytes = 512 << 10;
+
+// Float64 distance between an original query row and a training row (same dtype), in the
+// metric's reported form (squared for l2). Sequential order: every candidate gets the same treatment.
+template <class T>
+double exact_distance(const T* q, const T* t, int64_t dim, Metric metric) {
+  double s = 0.0;
+  for (int64_t k = 0; k < dim; ++k) {
+    const double d = static_cast<double>(q[k]) - static_cast<double>(t[k]);
+    if (metric == kL2) s += d * d;
+    else if (metric == kL1) s += std::fabs(d);
+    else s = std::max(s, std::fabs(d));
+  }
+  return s;
+}
+
+// Screening slack of the float kernels. With u the unit roundoff of the kernel's type, each term
+// (difference, then square or abs) carries relative error <= 3u and any summation order adds
+// gamma_dim, so a screened value is within a factor (1 +- gamma_{dim+4}) of the true one
+// (Higham, Accuracy and Stability of Numerical Algorithms, 2nd ed., sec. 3.1). A point can beat the
+// screened best b only if its screened value is <= b (1 + g) / (1 - g); alpha covers underflow.
+void screening_slack(DType dtype, Metric metric, int64_t dim, double* rho, double* alpha) {
+  if (dtype == kU8) {
+    *rho = 1.0;
+    *alpha = 0.0;
+    return;
+  }
+  const double u = dtype == kF32 ? std::ldexp(1.0, -24) : std::ldexp(1.0, -53);
+  const double tiny = dtype == kF32 ? std::ldexp(1.0, -126) : std::ldexp(1.0, -1022);
+  const double n = metric == kLinf ? 2.0 : static_cast<double>(dim) + 4.0;
+  const double g = n * u / (1.0 - n * u);
+  *rho = (1.0 + g) / (1.0 - g) * (1.0 + 8.0 * std::ldexp(1.0, -53));
+  *alpha = 4.0 * (static_cast<double>(dim) + 1.0) * tiny;
+}
+
+struct Champion {
+  double value = kInf;
+  int64_t index = -1;  // original training index
+  void offer(double v, int64_t idx) {
+    if (v < value || (v == value && idx < index)) {
+      value = v;
+      index = idx;
+    }
+  }
+};
+
+// Collects candidates of one task (a block of queries against a range of training points) and keeps,
+// per (query, class), the exact champion of what it has seen.
+template <class Codec>
+struct TaskSink : CandidateSink {
+  struct Pending {
+    int64_t pos;
+    uint64_t key;
+  };
+  const TrainLayout* train = nullptr;
+  const uint8_t* queries = nullptr;  // original rows of this task's queries
+  const uint64_t* best = nullptr;
+  double rho = 1.0, alpha = 0.0;
+  std::vector<std::vector<Pending>> pending;  // (n_q * 2)
+  std::vector<Champion> champion;             // (n_q * 2)
+
+  TaskSink() { push = &TaskSink::push_fn; }
+
+  void reset(int64_t n_q) {
+    pending.resize(n_q * 2);
+    for (auto& p : pending) p.clear();
+    champion.assign(n_q * 2, Champion{});
+  }
+
+  static void push_fn(CandidateSink* base, int64_t i, int cat, int64_t pos, uint64_t key) {
+    auto* self = static_cast<TaskSink*>(base);
+    auto& list = self->pending[2 * i + cat];
+    list.push_back({pos, key});
+    if (list.size() >= kCollapseAt) self->collapse(i, cat);
+  }
+
+  // Re-check the pending candidates that can still win, keep the best, forget the rest. A dropped
+  // candidate is strictly beaten by the point holding `best`, which is itself always pending or kept.
+  void collapse(int64_t i, int cat) {
+    using Key = typename Codec::Key;
+    const Key thr = Codec::threshold(static_cast<Key>(best[2 * i + cat]), rho, alpha);
+    Champion& c = champion[2 * i + cat];
+    for (const Pending& p : pending[2 * i + cat]) {
+      if (static_cast<Key>(p.key) > thr) continue;
+      c.offer(exact_value(i, p), train->orig_of_pos[p.pos]);
+    }
+    pending[2 * i + cat].clear();
+  }
+
+  double exact_value(int64_t i, const Pending& p) const {
+    if constexpr (Codec::kExact) {
+      return Codec::value(static_cast<typename Codec::Key>(p.key));
+    } else {
+      const int64_t d = train->dim;
+      if (train->dtype == kF32)
+        return exact_distance(reinterpret_cast<const float*>(queries) + i * d,
+                              static_cast<const float*>(train->row(p.pos)), d, train->metric);
+      return exact_distance(reinterpret_cast<const double*>(queries) + i * d,
+                            static_cast<const double*>(train->row(p.pos)), d, train->metric);
+    }
+  }
+};
+
+template <class Codec>
+void search_typed(const TrainLayout& train, const KernelTable& kernels, const void* queries, int64_t n,
+                  const int32_t* query_class, const int64_t* skip_index, int num_threads,
+                  SearchOutput out) {
+  const size_t es = element_size(train.dtype);
+  const int64_t dp = train.dim_padded;
+  const int64_t row_bytes = dp * static_cast<int64_t>(es);
+  const int64_t q_block = std::clamp<int64_t>(kQueryBlockBytes / row_bytes / kTileQ * kTileQ, kTileQ, 256);
+  const int64_t t_block = std::clamp<int64_t>(kTrainBlockBytes / row_bytes / kTileT * kTileT, kTileT, 1 << 20);
+  const int64_t n_qb = (n + q_block - 1) / q_block;
+  // Few query blocks (a handful of queries): also split the training points so every thread works.
+  const int64_t t_tiles = train.m_padded / kTileT;
+  const int64_t want_tasks = 4 * static_cast<int64_t>(num_threads);
+  const int64_t n_tc = std::clamp<int64_t>((want_tasks + n_qb - 1) / n_qb, 1, t_tiles);
+  const int64_t tiles_per_chunk = (t_tiles + n_tc - 1) / n_tc;
+
+  double rho, alpha;
+  screening_slack(train.dtype, train.metric, train.dim, &rho, &alpha);
+  const ScanFn scan = kernels.scan[train.dtype][train.metric];
+
+  std::vector<Champion> partial(static_cast<size_t>(n_tc) * n * 2);  // [chunk][query][class]
+  std::exception_ptr error;
+  const auto* q_bytes = static_cast<const uint8_t*>(queries);
+
+#pragma omp parallel num_threads(num_threads)
+  {
+    AlignedBuffer q_buf(round_up(q_block, kTileQ) * row_bytes);
+    std::vector<int32_t> q_aux(q_block), q_cls(q_block);
+    std::vector<int64_t> q_skip(q_block);
+    std::vector<uint64_t> best(q_block * 2);
+    TaskSink<Codec> sink;
+    sink.train = &train;
+    sink.rho = rho;
+    sink.alpha = alpha;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t task = 0; task < n_qb * n_tc; ++task) {
+      try {
+        const int64_t qb = task / n_tc, tc = task % n_tc;
+        const int64_t q_begin = qb * q_block, n_q = std::min(q_block, n - q_begin);
+        const int64_t t_begin = tc * tiles_per_chunk * kTileT;
+        const int64_t t_end = std::min(train.m_padded, t_begin + tiles_per_chunk * kTileT);
+        const uint8_t* q_src = q_bytes + q_begin * train.dim * es;
+        pack_queries(q_src, train.dtype, train.metric, n_q, train.dim, dp, q_buf.data(), q_aux.data());
+        for (int64_t i = 0; i < n_q; ++i) {
+          q_cls[i] = query_class[q_begin + i];
+          const int64_t s = skip_index ? skip_index[q_begin + i] : -1;
+          q_skip[i] = s >= 0 ? train.pos_of_orig[s] : -1;
+        }
+        std::fill(best.begin(), best.end(), kNoKey<uint64_t>);
+        sink.queries = q_src;
+        sink.best = best.data();
+        sink.reset(n_q);
+        ScanJob job{q_buf.data(), n_q, q_cls.data(), q_skip.data(), q_aux.data(),
+                    train.data.data(), train.t_class.data(), train.t_aux.empty() ? nullptr : train.t_aux.data(),
+                    dp, 0, 0, train.m, rho, alpha, best.data(), &sink};
+        for (int64_t j0 = t_begin; j0 < t_end; j0 += t_block) {
+          job.t_begin = j0;
+          job.t_end = std::min(t_end, j0 + t_block);
+          scan(job);
+        }
+        for (int64_t i = 0; i < n_q; ++i)
+          for (int cat = 0; cat < 2; ++cat) {
+            sink.collapse(i, cat);
+            partial[(tc * n + q_begin + i) * 2 + cat] = sink.champion[2 * i + cat];
+          }
+      } catch (...) {
+#pragma omp critical
+        if (!error) error = std::current_exception();
+      }
+    }
+  }
+  if (error) std::rethrow_exception(error);
+
+  // Merging exact champions under the total order (value, index) is independent of the chunking.
+  for (int64_t i = 0; i < n; ++i) {
+    Champion same, other;
+    for (int64_t tc = 0; tc < n_tc; ++tc) {
+      const Champion& s = partial[(tc * n + i) * 2];
+      const Champion& o = partial[(tc * n + i) * 2 + 1];
+      same.offer(s.value, s.index);
+      other.offer(o.value, o.index);
+    }
+    out.value_same[i] = same.index >= 0 ? same.value : kInf;
+    out.index_same[i] = same.index;
+    out.value_other[i] = other.index >= 0 ? other.value : kInf;
+    out.index_other[i] = other.index;
+  }
+}
+
+}  // namespace
+
+void search(const TrainLayout& train, const KernelTable& kernels, const void* queries, int64_t n,
+            const int32_t* query_class, const int64_t* skip_index, int num_threads, SearchOutput out) {
+#ifdef _OPENMP
+  if (num_threads <= 0) num_threads = omp_get_max_threads();
+#else
+  num_threads = 1;
+#endif
+  if (n <= 0) return;
+  if (train.dtype == kU8) search_typed<U8Codec>(train, kernels, queries, n, query_class, skip_index, num_threads, out);
+  else if (train.dtype == kF32) search_typed<F32Codec>(train, kernels, queries, n, query_class, skip_index, num_threads, out);
+  else search_typed<F64Codec>(train, kernels, queries, n, query_class, skip_index, num_threads, out);
+}
+
+}  // namespace nnm::cpu

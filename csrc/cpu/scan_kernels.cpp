@@ -1,0 +1,274 @@
+// Scan kernels: this one source is compiled once per instruction set (CMakeLists.txt adds it three
+// times with different -m flags and NNM_ISA = generic | avx2 | avx512), the way faiss builds its SIMD
+// variants. cpu_features.cpp picks a variant at run time. Only kernel_table() has external linkage.
+//
+// Each kernel fills a kTileQ x kTileT tile of keys (see scan_common.h) and reduce_tile() folds it into
+// the running minima. Layouts (built by train_layout.cpp):
+//   uint8 l2   : training points in groups of 16: [group][dim_padded / 4][16][4] int8 (value - 128);
+//                queries row-major uint8. |q - t|^2 = (|q|^2 - 256 sum q) + |t|^2 - 2 q.(t - 128),
+//                exact modulo 2^32 and the true value fits in uint32 (dim <= 66051).
+//   the others : row-major, zero padded to dim_padded, for training points and queries alike.
+#include <cstdint>
+#include <cstring>
+
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+#include "key_codec.h"
+#include "scan_common.h"
+
+#ifndef NNM_ISA
+#error "compile scan_kernels.cpp with -DNNM_ISA=<generic|avx2|avx512>"
+#endif
+#define NNM_STR2(x) #x
+#define NNM_STR(x) NNM_STR2(x)
+
+namespace nnm::cpu::NNM_ISA {
+namespace {
+
+#if defined(__AVX512F__)
+constexpr int kVecBytes = 64;
+#elif defined(__AVX2__)
+constexpr int kVecBytes = 32;
+#else
+constexpr int kVecBytes = 16;
+#endif
+// Training points per register sub-tile of the row-major kernels: 4 x 4 accumulators fit AVX-512's
+// 32 registers; narrower sets have 16 registers, so 4 x 2.
+constexpr int kSubQ = 4;
+constexpr int kSubT = kVecBytes == 64 ? 4 : 2;
+static_assert(kTileQ % kSubQ == 0 && kTileT % kSubT == 0, "sub-tiles must cover the tile");
+
+template <class K>
+inline K min_key(K a, K b) { return a < b ? a : b; }
+
+// Fold one tile into job.best and push the entries within the candidate threshold.
+template <class Codec>
+void reduce_tile(const typename Codec::Key* tile, int64_t q0, int64_t j0, const ScanJob& job) {
+  using Key = typename Codec::Key;
+  constexpr Key kMax = kNoKey<Key>;
+  const int32_t* t_class = job.t_class + j0;
+  const int64_t rows = job.n_q - q0 < kTileQ ? job.n_q - q0 : kTileQ;
+  const int64_t cols = job.m_valid - j0 < kTileT ? job.m_valid - j0 : kTileT;  // rest is padding
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t i = q0 + r;
+    const int32_t y = job.q_class[i];
+    const int64_t skip = job.q_skip[i] - j0;  // leave-one-out column, usually outside the tile
+    const Key* v = tile + r * kTileT;
+    Key min_same = kMax, min_other = kMax;
+    for (int t = 0; t < kTileT; ++t) {
+      const bool ok = t < cols && t != skip;
+      const bool same = t_class[t] == y;
+      min_same = min_key(min_same, ok && same ? v[t] : kMax);
+      min_other = min_key(min_other, ok && !same ? v[t] : kMax);
+    }
+    uint64_t* best = job.best + 2 * i;
+    if (min_same < best[0]) best[0] = min_same;
+    if (min_other < best[1]) best[1] = min_other;
+    const Key thr_same = Codec::threshold(static_cast<Key>(best[0]), job.rho, job.alpha);
+    const Key thr_other = Codec::threshold(static_cast<Key>(best[1]), job.rho, job.alpha);
+    bool any = false;
+    for (int t = 0; t < kTileT; ++t) {
+      const bool ok = t < cols && t != skip;
+      any |= ok && v[t] <= (t_class[t] == y ? thr_same : thr_other);
+    }
+    if (!any) continue;  // the common case once the minima have settled
+    for (int t = 0; t < kTileT; ++t) {
+      const bool same = t_class[t] == y;
+      if (t < cols && t != skip && v[t] <= (same ? thr_same : thr_other))
+        job.sink->push(job.sink, i, same ? 0 : 1, j0 + t, v[t]);
+    }
+  }
+}
+
+// ---- uint8, l2: integer dot products (AVX-512 VNNI vpdpbusd where available) ----------------------
+void tile_u8_l2(const ScanJob& job, int64_t q0, int64_t j0, uint32_t* tile) {
+  const int64_t dp = job.dim_padded;  // multiple of 4
+  const uint8_t* q = static_cast<const uint8_t*>(job.queries) + q0 * dp;
+  const int8_t* t = static_cast<const int8_t*>(job.train) + j0 * dp;  // first of 3 groups
+  const int64_t group_stride = kGroupT * dp;
+  int32_t q_aux[kTileQ];
+  for (int r = 0; r < kTileQ; ++r) q_aux[r] = q0 + r < job.n_q ? job.q_aux[q0 + r] : 0;
+  const uint32_t* t_aux = job.t_aux + j0;
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+  __m512i acc[kTileQ][3];
+  for (int r = 0; r < kTileQ; ++r)
+    for (int c = 0; c < 3; ++c) acc[r][c] = _mm512_setzero_si512();
+  for (int64_t k = 0; k < dp; k += 4) {
+    // 16 training points x 4 dims per vector; 4 query bytes broadcast to every lane.
+    const __m512i b0 = _mm512_loadu_si512(t + k * kGroupT);
+    const __m512i b1 = _mm512_loadu_si512(t + group_stride + k * kGroupT);
+    const __m512i b2 = _mm512_loadu_si512(t + 2 * group_stride + k * kGroupT);
+    for (int r = 0; r < kTileQ; ++r) {
+      int32_t q4;
+      std::memcpy(&q4, q + r * dp + k, 4);
+      const __m512i a = _mm512_set1_epi32(q4);
+      acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], a, b0);
+      acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], a, b1);
+      acc[r][2] = _mm512_dpbusd_epi32(acc[r][2], a, b2);
+    }
+  }
+  for (int r = 0; r < kTileQ; ++r) {
+    const __m512i qa = _mm512_set1_epi32(q_aux[r]);
+    for (int c = 0; c < 3; ++c) {
+      const __m512i ta = _mm512_loadu_si512(t_aux + 16 * c);
+      const __m512i d = _mm512_sub_epi32(_mm512_add_epi32(qa, ta), _mm512_slli_epi32(acc[r][c], 1));
+      _mm512_storeu_si512(tile + r * kTileT + 16 * c, d);
+    }
+  }
+#else
+  uint32_t acc[kTileQ][kTileT] = {};
+  for (int64_t k = 0; k < dp; k += 4) {
+    for (int r = 0; r < kTileQ; ++r) {
+      const uint8_t* qk = q + r * dp + k;
+      for (int c = 0; c < kTileT; ++c) {
+        const int8_t* tk = t + (c / kGroupT) * group_stride + k * kGroupT + (c % kGroupT) * 4;
+        const int32_t s = qk[0] * tk[0] + qk[1] * tk[1] + qk[2] * tk[2] + qk[3] * tk[3];
+        acc[r][c] += static_cast<uint32_t>(s);  // unsigned: wraps like vpdpbusd
+      }
+    }
+  }
+  for (int r = 0; r < kTileQ; ++r)
+    for (int c = 0; c < kTileT; ++c)
+      tile[r * kTileT + c] = static_cast<uint32_t>(q_aux[r]) + t_aux[c] - 2u * acc[r][c];
+#endif
+}
+
+// ---- uint8, l1 / linf: row-major, 64 bytes at a time ----------------------------------------------
+template <int kMetric>
+void subtile_u8(const uint8_t* q, const uint8_t* t, int64_t dp, uint32_t out[kSubQ][kSubT]) {
+#if defined(__AVX512BW__)
+  __m512i acc[kSubQ][kSubT];
+  for (int a = 0; a < kSubQ; ++a)
+    for (int b = 0; b < kSubT; ++b) acc[a][b] = _mm512_setzero_si512();
+  for (int64_t k = 0; k < dp; k += 64) {
+    __m512i qa[kSubQ], tb[kSubT];
+    for (int a = 0; a < kSubQ; ++a) qa[a] = _mm512_loadu_si512(q + a * dp + k);
+    for (int b = 0; b < kSubT; ++b) tb[b] = _mm512_loadu_si512(t + b * dp + k);
+    for (int a = 0; a < kSubQ; ++a)
+      for (int b = 0; b < kSubT; ++b) {
+        if (kMetric == kL1) {  // vpsadbw: |a - b| summed over each 8 bytes into 64-bit lanes
+          acc[a][b] = _mm512_add_epi64(acc[a][b], _mm512_sad_epu8(qa[a], tb[b]));
+        } else {  // |a - b| = (a -sat b) | (b -sat a) for unsigned bytes
+          const __m512i d = _mm512_or_si512(_mm512_subs_epu8(qa[a], tb[b]), _mm512_subs_epu8(tb[b], qa[a]));
+          acc[a][b] = _mm512_max_epu8(acc[a][b], d);
+        }
+      }
+  }
+  for (int a = 0; a < kSubQ; ++a)
+    for (int b = 0; b < kSubT; ++b) {
+      if (kMetric == kL1) {
+        out[a][b] = static_cast<uint32_t>(_mm512_reduce_add_epi64(acc[a][b]));
+      } else {
+        __m256i m = _mm256_max_epu8(_mm512_castsi512_si256(acc[a][b]), _mm512_extracti64x4_epi64(acc[a][b], 1));
+        __m128i s = _mm_max_epu8(_mm256_castsi256_si128(m), _mm256_extracti128_si256(m, 1));
+        s = _mm_max_epu8(s, _mm_srli_si128(s, 8));
+        s = _mm_max_epu8(s, _mm_srli_si128(s, 4));
+        s = _mm_max_epu8(s, _mm_srli_si128(s, 2));
+        s = _mm_max_epu8(s, _mm_srli_si128(s, 1));
+        out[a][b] = static_cast<uint32_t>(_mm_cvtsi128_si32(s) & 0xff);
+      }
+    }
+#else
+  for (int a = 0; a < kSubQ; ++a)
+    for (int b = 0; b < kSubT; ++b) {
+      const uint8_t* qa = q + a * dp;
+      const uint8_t* tb = t + b * dp;
+      uint32_t s = 0;
+      for (int64_t k = 0; k < dp; ++k) {  // the compiler turns this into psadbw / pmaxub
+        const int32_t d = static_cast<int32_t>(qa[k]) - static_cast<int32_t>(tb[k]);
+        const uint32_t ad = static_cast<uint32_t>(d < 0 ? -d : d);
+        if (kMetric == kL1) s += ad;
+        else s = s > ad ? s : ad;
+      }
+      out[a][b] = s;
+    }
+#endif
+}
+
+// ---- float32 / float64: direct differences, so the rounding error is relative (no cancellation) ----
+template <class T, int kMetric>
+void subtile_float(const T* q, const T* t, int64_t dp, T out[kSubQ][kSubT]) {
+  typedef T Vec __attribute__((vector_size(kVecBytes)));
+  constexpr int kLanes = kVecBytes / static_cast<int>(sizeof(T));
+  Vec acc[kSubQ][kSubT];
+  for (int a = 0; a < kSubQ; ++a)
+    for (int b = 0; b < kSubT; ++b) acc[a][b] = Vec{} ;
+  for (int64_t k = 0; k < dp; k += kLanes) {
+    Vec qa[kSubQ], tb[kSubT];
+    for (int a = 0; a < kSubQ; ++a) std::memcpy(&qa[a], q + a * dp + k, sizeof(Vec));
+    for (int b = 0; b < kSubT; ++b) std::memcpy(&tb[b], t + b * dp + k, sizeof(Vec));
+    for (int a = 0; a < kSubQ; ++a)
+      for (int b = 0; b < kSubT; ++b) {
+        const Vec d = qa[a] - tb[b];
+        if (kMetric == kL2) {
+          acc[a][b] += d * d;
+        } else {
+          const Vec ad = d < 0 ? -d : d;
+          if (kMetric == kL1) acc[a][b] += ad;
+          else acc[a][b] = acc[a][b] > ad ? acc[a][b] : ad;
+        }
+      }
+  }
+  for (int a = 0; a < kSubQ; ++a)
+    for (int b = 0; b < kSubT; ++b) {
+      T s = acc[a][b][0];
+      for (int l = 1; l < kLanes; ++l) {
+        if (kMetric == kLinf) s = s > acc[a][b][l] ? s : acc[a][b][l];
+        else s += acc[a][b][l];
+      }
+      out[a][b] = s;
+    }
+}
+
+template <class T, class Codec, int kMetric>
+void tile_rows(const ScanJob& job, int64_t q0, int64_t j0, typename Codec::Key* tile) {
+  const int64_t dp = job.dim_padded;
+  const T* q = static_cast<const T*>(job.queries) + q0 * dp;
+  const T* t = static_cast<const T*>(job.train) + j0 * dp;
+  for (int tb = 0; tb < kTileT; tb += kSubT)
+    for (int qa = 0; qa < kTileQ; qa += kSubQ) {
+      if constexpr (Codec::kExact) {
+        uint32_t out[kSubQ][kSubT];
+        subtile_u8<kMetric>(q + qa * dp, t + tb * dp, dp, out);
+        for (int a = 0; a < kSubQ; ++a)
+          for (int b = 0; b < kSubT; ++b) tile[(qa + a) * kTileT + tb + b] = out[a][b];
+      } else {
+        T out[kSubQ][kSubT];
+        subtile_float<T, kMetric>(q + qa * dp, t + tb * dp, dp, out);
+        for (int a = 0; a < kSubQ; ++a)
+          for (int b = 0; b < kSubT; ++b) tile[(qa + a) * kTileT + tb + b] = Codec::key(out[a][b]);
+      }
+    }
+}
+
+template <class Codec, void (*Fill)(const ScanJob&, int64_t, int64_t, typename Codec::Key*)>
+void scan(const ScanJob& job) {
+  alignas(64) typename Codec::Key tile[kTileQ * kTileT];
+  // Training tiles outside, queries inside: the job's query block stays in cache while each
+  // training tile is used by every query of the block.
+  for (int64_t j0 = job.t_begin; j0 < job.t_end; j0 += kTileT)
+    for (int64_t q0 = 0; q0 < job.n_q; q0 += kTileQ) {
+      Fill(job, q0, j0, tile);
+      reduce_tile<Codec>(tile, q0, j0, job);
+    }
+}
+
+}  // namespace
+
+const KernelTable& kernel_table() {
+  static const KernelTable table = {
+      NNM_STR(NNM_ISA),
+      {
+          {scan<U8Codec, tile_u8_l2>, scan<U8Codec, tile_rows<uint8_t, U8Codec, kL1>>,
+           scan<U8Codec, tile_rows<uint8_t, U8Codec, kLinf>>},
+          {scan<F32Codec, tile_rows<float, F32Codec, kL2>>, scan<F32Codec, tile_rows<float, F32Codec, kL1>>,
+           scan<F32Codec, tile_rows<float, F32Codec, kLinf>>},
+          {scan<F64Codec, tile_rows<double, F64Codec, kL2>>, scan<F64Codec, tile_rows<double, F64Codec, kL1>>,
+           scan<F64Codec, tile_rows<double, F64Codec, kLinf>>},
+      }};
+  return table;
+}
+
+}  // namespace nnm::cpu::NNM_ISA

@@ -1,0 +1,99 @@
+#include "train_layout.h"
+
+#include <algorithm>
+#include <cstring>
+#include <numeric>
+
+namespace nnm::cpu {
+
+AlignedBuffer::AlignedBuffer(size_t bytes) : storage_(new uint8_t[bytes + 64]()), bytes_(bytes) {
+  const auto addr = reinterpret_cast<uintptr_t>(storage_.get());
+  ptr_ = storage_.get() + ((64 - addr % 64) % 64);
+}
+
+size_t element_size(DType dtype) { return dtype == kU8 ? 1 : dtype == kF32 ? 4 : 8; }
+
+int64_t padded_dim(DType dtype, Metric metric, int64_t dim) {
+  if (dtype == kU8 && metric == kL2) return round_up(dim, 4);
+  return round_up(dim, 64 / static_cast<int64_t>(element_size(dtype)));
+}
+
+namespace {
+
+// uint8 l2: groups of kGroupT points, each [dim_padded / 4][kGroupT][4] bytes of (value - 128), so
+// that one 64-byte load holds 4 dims of 16 points, the operand order of vpdpbusd.
+void pack_u8_l2(const uint8_t* x, int64_t dim, const TrainLayout& t, uint8_t* out) {
+  const int64_t dp = t.dim_padded;
+  for (int64_t pos = 0; pos < t.m; ++pos) {
+    const uint8_t* src = x + t.orig_of_pos[pos] * dim;
+    int8_t* group = reinterpret_cast<int8_t*>(out) + (pos / kGroupT) * kGroupT * dp;
+    const int64_t lane = pos % kGroupT;
+    for (int64_t k = 0; k < dim; ++k)
+      group[(k / 4) * kGroupT * 4 + lane * 4 + k % 4] = static_cast<int8_t>(static_cast<int>(src[k]) - 128);
+    // padded dims stay 0: the query's padded dims are 0 too, so they add nothing to the dot product
+  }
+}
+
+}  // namespace
+
+std::shared_ptr<const TrainLayout> build_train_layout(const void* x, DType dtype, int64_t m, int64_t dim,
+                                                      const int32_t* class_id, Metric metric) {
+  auto t = std::make_shared<TrainLayout>();
+  t->dtype = dtype;
+  t->metric = metric;
+  t->m = m;
+  t->dim = dim;
+  t->dim_padded = padded_dim(dtype, metric, dim);
+  t->m_padded = round_up(std::max<int64_t>(m, 1), kTileT);
+
+  // Sorting by class makes most tiles single-class; stability keeps ties resolvable by position.
+  t->orig_of_pos.resize(m);
+  std::iota(t->orig_of_pos.begin(), t->orig_of_pos.end(), 0);
+  std::stable_sort(t->orig_of_pos.begin(), t->orig_of_pos.end(),
+                   [&](int64_t a, int64_t b) { return class_id[a] < class_id[b]; });
+  t->pos_of_orig.resize(m);
+  for (int64_t pos = 0; pos < m; ++pos) t->pos_of_orig[t->orig_of_pos[pos]] = pos;
+  t->t_class.assign(t->m_padded, kNoClass - 1);
+  for (int64_t pos = 0; pos < m; ++pos) t->t_class[pos] = class_id[t->orig_of_pos[pos]];
+
+  const size_t es = element_size(dtype);
+  const auto* src = static_cast<const uint8_t*>(x);
+  if (dtype == kU8 && metric == kL2) {
+    t->data = AlignedBuffer(t->m_padded * t->dim_padded);
+    pack_u8_l2(src, dim, *t, t->data.data());
+    t->t_aux.assign(t->m_padded, 0);
+    for (int64_t pos = 0; pos < m; ++pos) {
+      const uint8_t* r = src + t->orig_of_pos[pos] * dim;
+      uint32_t s = 0;
+      for (int64_t k = 0; k < dim; ++k) s += static_cast<uint32_t>(r[k]) * r[k];
+      t->t_aux[pos] = s;
+    }
+  } else {
+    t->data = AlignedBuffer(t->m_padded * t->dim_padded * es);
+    for (int64_t pos = 0; pos < m; ++pos)
+      std::memcpy(t->data.data() + pos * t->dim_padded * es, src + t->orig_of_pos[pos] * dim * es, dim * es);
+  }
+  return t;
+}
+
+void pack_queries(const void* x, DType dtype, Metric metric, int64_t n, int64_t dim, int64_t dim_padded,
+                  uint8_t* out, int32_t* aux) {
+  const size_t es = element_size(dtype);
+  const auto* src = static_cast<const uint8_t*>(x);
+  const int64_t rows = round_up(std::max<int64_t>(n, 1), kTileQ);
+  std::memset(out, 0, rows * dim_padded * es);
+  for (int64_t i = 0; i < n; ++i) std::memcpy(out + i * dim_padded * es, src + i * dim * es, dim * es);
+  if (dtype == kU8 && metric == kL2) {
+    for (int64_t i = 0; i < n; ++i) {
+      const uint8_t* r = src + i * dim;
+      uint32_t sq = 0, sum = 0;
+      for (int64_t k = 0; k < dim; ++k) {
+        sq += static_cast<uint32_t>(r[k]) * r[k];
+        sum += r[k];
+      }
+      aux[i] = static_cast<int32_t>(sq - 256u * sum);
+    }
+  }
+}
+
+}  // namespace nnm::cpu

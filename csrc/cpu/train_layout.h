@@ -1,0 +1,61 @@
+// Training and query layouts that the scan kernels read (see scan_kernels.cpp for the formats).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "scan_common.h"
+
+namespace nnm::cpu {
+
+// A zero-filled, 64-byte aligned byte buffer.
+class AlignedBuffer {
+ public:
+  AlignedBuffer() = default;
+  explicit AlignedBuffer(size_t bytes);
+  uint8_t* data() { return ptr_; }
+  const uint8_t* data() const { return ptr_; }
+  size_t size() const { return bytes_; }
+
+ private:
+  std::unique_ptr<uint8_t[]> storage_;
+  uint8_t* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+size_t element_size(DType dtype);
+
+// Row length the kernels use: a multiple of 4 bytes for the uint8-l2 dot products, of 64 bytes (one
+// AVX-512 vector) for the row-major kernels. Padding is zeros in queries and training points alike,
+// so it adds nothing to any distance.
+int64_t padded_dim(DType dtype, Metric metric, int64_t dim);
+
+inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+// Training points sorted by class (stable, so a class keeps the original index order), padded to a
+// multiple of kTileT points, in the layout of (dtype, metric).
+struct TrainLayout {
+  DType dtype;
+  Metric metric;
+  int64_t m = 0, dim = 0, dim_padded = 0, m_padded = 0;
+  std::vector<int64_t> orig_of_pos;  // (m) original index of each sorted position
+  std::vector<int64_t> pos_of_orig;  // (m) inverse permutation
+  std::vector<int32_t> t_class;      // (m_padded) dense class id; padding gets kNoClass - 1
+  std::vector<uint32_t> t_aux;       // (m_padded) uint8 l2: |t|^2, else empty
+  AlignedBuffer data;                // kernel layout; row-major for every float layout
+
+  // Row of sorted position `pos`, dim_padded long, for the exact re-check (float layouts only).
+  const void* row(int64_t pos) const { return data.data() + pos * dim_padded * element_size(dtype); }
+};
+
+// x: (m, dim) row-major in `dtype`; class_id: (m) dense ids >= 0.
+std::shared_ptr<const TrainLayout> build_train_layout(const void* x, DType dtype, int64_t m, int64_t dim,
+                                                      const int32_t* class_id, Metric metric);
+
+// Copy n query rows (row-major, dim long) into `out` (round_up(n, kTileQ) rows of dim_padded, zero
+// padded); for uint8 l2 also fill aux[i] = |q|^2 - 256 sum(q) (mod 2^32).
+void pack_queries(const void* x, DType dtype, Metric metric, int64_t n, int64_t dim, int64_t dim_padded,
+                  uint8_t* out, int32_t* aux);
+
+}  // namespace nnm::cpu

@@ -1,0 +1,38 @@
+#include "nn_search.h"
+
+#include <stdexcept>
+
+#include "cpu/cpu_features.h"
+#include "cuda/cuda_backend.h"
+
+namespace nnm {
+
+PreparedTrain prepare_train(const void* x, DType dtype, int64_t m, int64_t dim, const int32_t* class_id,
+                            Metric metric) {
+  if (m <= 0) throw std::invalid_argument("the training set is empty");
+  if (dim <= 0) throw std::invalid_argument("points must have at least one feature");
+  // Exact uint8 l2 keeps |q - t|^2 <= 65025 * dim in uint32.
+  if (dtype == cpu::kU8 && metric == cpu::kL2 && dim > 66051)
+    throw std::invalid_argument("uint8 l2 search supports at most 66051 features");
+  for (int64_t j = 0; j < m; ++j)
+    if (class_id[j] < 0) throw std::invalid_argument("class ids must be >= 0");
+  return PreparedTrain{cpu::build_train_layout(x, dtype, m, dim, class_id, metric)};
+}
+
+void search(const PreparedTrain& train, const void* queries, int64_t n, const int32_t* query_class,
+            const int64_t* skip_index, const SearchOptions& options, SearchOutput out) {
+  const cpu::TrainLayout& layout = *train.layout;
+  if (skip_index)
+    for (int64_t i = 0; i < n; ++i)
+      if (skip_index[i] >= layout.m) throw std::invalid_argument("leave-one-out index out of range");
+  if (options.device == "cpu") {
+    cpu::search(layout, cpu::kernel_table_for(options.isa), queries, n, query_class, skip_index,
+                options.num_threads, out);
+  } else if (options.device == "cuda") {
+    cuda::search(layout, queries, n, query_class, skip_index, out);
+  } else {
+    throw std::invalid_argument("unknown device '" + options.device + "' (expected 'cpu' or 'cuda')");
+  }
+}
+
+}  // namespace nnm

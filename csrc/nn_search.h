@@ -1,0 +1,36 @@
+// The one entry point every binding calls: prepare training points once, search queries on a device.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "cpu/scan_common.h"
+#include "cpu/scan_driver.h"
+#include "cpu/train_layout.h"
+
+namespace nnm {
+
+using cpu::DType;
+using cpu::Metric;
+using cpu::SearchOutput;
+
+struct PreparedTrain {
+  std::shared_ptr<const cpu::TrainLayout> layout;
+};
+
+// x: (m, dim) row-major; class_id: (m) dense ids >= 0. Throws std::invalid_argument on bad sizes.
+PreparedTrain prepare_train(const void* x, DType dtype, int64_t m, int64_t dim, const int32_t* class_id,
+                            Metric metric);
+
+struct SearchOptions {
+  std::string device = "cpu";  // "cpu" | "cuda"
+  std::string isa = "auto";    // CPU instruction-set variant, see cpu_features.h
+  int num_threads = 0;         // <= 0: all cores
+};
+
+// queries: (n, dim) row-major in the training dtype; see cpu::search for the outputs.
+void search(const PreparedTrain& train, const void* queries, int64_t n, const int32_t* query_class,
+            const int64_t* skip_index, const SearchOptions& options, SearchOutput out);
+
+}  // namespace nnm
