@@ -19,6 +19,7 @@ namespace nnm::cpu {
 constexpr int kTileQ = 8;    // queries per tile
 constexpr int kTileT = 48;   // training points per tile (three 16-lane AVX-512 vectors)
 constexpr int kGroupT = 16;  // training points interleaved per group in the packed uint8-l2 layout
+constexpr int64_t kMaxJobQueries = 256;  // queries per ScanJob at most (kernels size buffers by it)
 constexpr int32_t kNoClass = -1;  // query label that no training point has
 
 enum Metric : int { kL2 = 0, kL1 = 1, kLinf = 2 };

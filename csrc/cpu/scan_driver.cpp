@@ -133,7 +133,7 @@ void search_typed(const TrainLayout& train, const KernelTable& kernels, const vo
   const size_t es = element_size(train.dtype);
   const int64_t dp = train.dim_padded;
   const int64_t row_bytes = dp * static_cast<int64_t>(es);
-  const int64_t q_block = std::clamp<int64_t>(kQueryBlockBytes / row_bytes / kTileQ * kTileQ, kTileQ, 256);
+  const int64_t q_block = std::clamp<int64_t>(kQueryBlockBytes / row_bytes / kTileQ * kTileQ, kTileQ, kMaxJobQueries);
   const int64_t t_block = std::clamp<int64_t>(kTrainBlockBytes / row_bytes / kTileT * kTileT, kTileT, 1 << 20);
   const int64_t n_qb = (n + q_block - 1) / q_block;
   // Few query blocks (a handful of queries): also split the training points so every thread works.

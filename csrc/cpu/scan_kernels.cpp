@@ -83,19 +83,23 @@ void reduce_tile(const typename Codec::Key* tile, int64_t q0, int64_t j0, const 
 }
 
 // ---- uint8, l2: integer dot products (AVX-512 VNNI vpdpbusd where available) ----------------------
-void tile_u8_l2(const ScanJob& job, int64_t q0, int64_t j0, uint32_t* tile) {
-  const int64_t dp = job.dim_padded;  // multiple of 4
+// Dims are processed in chunks of kChunkDims so the 48-point slice of the training layout (48 x 256
+// bytes) stays in L1 while every query tile of the job uses it; the int32 accumulators of all query
+// tiles live in a per-thread buffer between chunks.
+constexpr int64_t kChunkDims = 256;
+static_assert(kChunkDims % 4 == 0, "chunks hold whole 4-byte groups");
+
+// acc[kTileQ][kTileT] += q(rows q0.., dims [k_begin, k_end)) . t(tile at j0), int32 arithmetic mod 2^32.
+void dot_u8_tile(const ScanJob& job, int64_t q0, int64_t j0, int64_t k_begin, int64_t k_end, int32_t* acc_out) {
+  const int64_t dp = job.dim_padded;
   const uint8_t* q = static_cast<const uint8_t*>(job.queries) + q0 * dp;
   const int8_t* t = static_cast<const int8_t*>(job.train) + j0 * dp;  // first of 3 groups
   const int64_t group_stride = kGroupT * dp;
-  int32_t q_aux[kTileQ];
-  for (int r = 0; r < kTileQ; ++r) q_aux[r] = q0 + r < job.n_q ? job.q_aux[q0 + r] : 0;
-  const uint32_t* t_aux = job.t_aux + j0;
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__)
   __m512i acc[kTileQ][3];
   for (int r = 0; r < kTileQ; ++r)
-    for (int c = 0; c < 3; ++c) acc[r][c] = _mm512_setzero_si512();
-  for (int64_t k = 0; k < dp; k += 4) {
+    for (int c = 0; c < 3; ++c) acc[r][c] = _mm512_loadu_si512(acc_out + r * kTileT + 16 * c);
+  for (int64_t k = k_begin; k < k_end; k += 4) {
     // 16 training points x 4 dims per vector; 4 query bytes broadcast to every lane.
     const __m512i b0 = _mm512_loadu_si512(t + k * kGroupT);
     const __m512i b1 = _mm512_loadu_si512(t + group_stride + k * kGroupT);
@@ -109,30 +113,42 @@ void tile_u8_l2(const ScanJob& job, int64_t q0, int64_t j0, uint32_t* tile) {
       acc[r][2] = _mm512_dpbusd_epi32(acc[r][2], a, b2);
     }
   }
-  for (int r = 0; r < kTileQ; ++r) {
-    const __m512i qa = _mm512_set1_epi32(q_aux[r]);
-    for (int c = 0; c < 3; ++c) {
-      const __m512i ta = _mm512_loadu_si512(t_aux + 16 * c);
-      const __m512i d = _mm512_sub_epi32(_mm512_add_epi32(qa, ta), _mm512_slli_epi32(acc[r][c], 1));
-      _mm512_storeu_si512(tile + r * kTileT + 16 * c, d);
-    }
-  }
+  for (int r = 0; r < kTileQ; ++r)
+    for (int c = 0; c < 3; ++c) _mm512_storeu_si512(acc_out + r * kTileT + 16 * c, acc[r][c]);
 #else
-  uint32_t acc[kTileQ][kTileT] = {};
-  for (int64_t k = 0; k < dp; k += 4) {
+  for (int64_t k = k_begin; k < k_end; k += 4)
     for (int r = 0; r < kTileQ; ++r) {
       const uint8_t* qk = q + r * dp + k;
       for (int c = 0; c < kTileT; ++c) {
         const int8_t* tk = t + (c / kGroupT) * group_stride + k * kGroupT + (c % kGroupT) * 4;
         const int32_t s = qk[0] * tk[0] + qk[1] * tk[1] + qk[2] * tk[2] + qk[3] * tk[3];
-        acc[r][c] += static_cast<uint32_t>(s);  // unsigned: wraps like vpdpbusd
+        // unsigned add: wraps like vpdpbusd instead of overflowing
+        acc_out[r * kTileT + c] = static_cast<int32_t>(static_cast<uint32_t>(acc_out[r * kTileT + c]) + s);
       }
     }
-  }
-  for (int r = 0; r < kTileQ; ++r)
-    for (int c = 0; c < kTileT; ++c)
-      tile[r * kTileT + c] = static_cast<uint32_t>(q_aux[r]) + t_aux[c] - 2u * acc[r][c];
 #endif
+}
+
+void scan_u8_l2(const ScanJob& job) {
+  alignas(64) static thread_local int32_t acc[kMaxJobQueries * kTileT];
+  alignas(64) uint32_t tile[kTileQ * kTileT];
+  const int64_t dp = job.dim_padded;
+  for (int64_t j0 = job.t_begin; j0 < job.t_end; j0 += kTileT) {
+    std::memset(acc, 0, sizeof(int32_t) * kTileT * ((job.n_q + kTileQ - 1) / kTileQ * kTileQ));
+    for (int64_t k0 = 0; k0 < dp; k0 += kChunkDims) {
+      const int64_t k1 = k0 + kChunkDims < dp ? k0 + kChunkDims : dp;
+      for (int64_t q0 = 0; q0 < job.n_q; q0 += kTileQ) dot_u8_tile(job, q0, j0, k0, k1, acc + q0 * kTileT);
+    }
+    // |q - t|^2 = (|q|^2 - 256 sum q) + |t|^2 - 2 q.(t - 128), exact modulo 2^32
+    for (int64_t q0 = 0; q0 < job.n_q; q0 += kTileQ) {
+      for (int r = 0; r < kTileQ; ++r) {
+        const uint32_t qa = q0 + r < job.n_q ? static_cast<uint32_t>(job.q_aux[q0 + r]) : 0u;
+        for (int c = 0; c < kTileT; ++c)
+          tile[r * kTileT + c] = qa + job.t_aux[j0 + c] - 2u * static_cast<uint32_t>(acc[(q0 + r) * kTileT + c]);
+      }
+      reduce_tile<U8Codec>(tile, q0, j0, job);
+    }
+  }
 }
 
 // ---- uint8, l1 / linf: row-major, 64 bytes at a time ----------------------------------------------
@@ -261,7 +277,7 @@ const KernelTable& kernel_table() {
   static const KernelTable table = {
       NNM_STR(NNM_ISA),
       {
-          {scan<U8Codec, tile_u8_l2>, scan<U8Codec, tile_rows<uint8_t, U8Codec, kL1>>,
+          {scan_u8_l2, scan<U8Codec, tile_rows<uint8_t, U8Codec, kL1>>,
            scan<U8Codec, tile_rows<uint8_t, U8Codec, kLinf>>},
           {scan<F32Codec, tile_rows<float, F32Codec, kL2>>, scan<F32Codec, tile_rows<float, F32Codec, kL1>>,
            scan<F32Codec, tile_rows<float, F32Codec, kLinf>>},

@@ -1,0 +1,33 @@
+"""nnmargin: exact, fast robustness certificates for nearest-neighbour classifiers.
+
+>>> import nnmargin
+>>> cert = nnmargin.certify(x_test, y_test, (x_train, y_train))   # doctest: +SKIP
+>>> cert.robust_accuracy(0.5)                                       # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import importlib
+
+from . import _core
+from .certify import certify
+from .result import CertifyResult
+from .trainset import TrainSet
+
+__version__ = "0.1.0"
+__all__ = ["certify", "CertifyResult", "TrainSet", "cpu_isas", "cuda_available", "datasets", "__version__"]
+
+
+def cpu_isas() -> list:
+    """CPU kernel variants this machine can run, fastest first (e.g. ['avx512', 'avx2', 'generic'])."""
+    return list(_core.cpu_isas())
+
+
+def cuda_available() -> bool:
+    """True when nnmargin was built with CUDA and a CUDA device is visible."""
+    return _core.cuda_device_count() > 0
+
+
+def __getattr__(name):  # submodules load on first use, keeping `import nnmargin` light
+    if name in ("datasets", "cli"):
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'nnmargin' has no attribute {name!r}")

@@ -1,0 +1,145 @@
+"""``certify``: exact nearest same-class / other-class neighbours and the 1NN margin certificate."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from . import _core
+from ._validate import as_labels, as_metric, as_num_threads
+from .result import CertifyResult
+from .trainset import TrainSet
+
+_DEVICES = ("auto", "cpu", "cuda")
+_U = 2.0**-53  # float64 unit roundoff
+
+
+def _as_trainset(train) -> TrainSet:
+    if isinstance(train, TrainSet):
+        return train
+    if isinstance(train, (tuple, list)) and len(train) == 2:
+        return TrainSet(*train)
+    raise TypeError("train must be a nnmargin.TrainSet or a tuple (x_train, y_train)")
+
+
+def _resolve_device(device: str) -> str:
+    if device not in _DEVICES:
+        raise ValueError(f"device must be one of {_DEVICES}, got {device!r}")
+    if device == "auto":
+        return "cuda" if _core.cuda_device_count() > 0 else "cpu"
+    if device == "cuda" and _core.cuda_device_count() == 0:
+        why = "no CUDA device was found" if _core.built_with_cuda() else "nnmargin was built without CUDA"
+        raise RuntimeError(f"device='cuda' requested but {why}")
+    return device
+
+
+def sound_half_margin(dist_same: np.ndarray, dist_other: np.ndarray, rel_err: float) -> np.ndarray:
+    """max(0, (dist_other - dist_same) / 2), rounded down.
+
+    Each distance may be off from the real-number distance by a relative ``rel_err``; shrinking both
+    by it, then the difference by one more rounding, gives a value never above the true half margin.
+    """
+    with np.errstate(invalid="ignore"):  # inf - inf where both classes are empty
+        half = (dist_other * (1 - rel_err) - dist_same * (1 + rel_err)) * (0.5 * (1 - 4 * _U))
+    return np.where(half > 0, half, 0.0)
+
+
+def certify(
+    x,
+    y,
+    train,
+    *,
+    metric: str = "l2",
+    scale: float | None = None,
+    leave_one_out: bool = False,
+    num_threads: int | None = None,
+    device: str = "cpu",
+    isa: str = "auto",
+) -> CertifyResult:
+    """Certify the 1-nearest-neighbour classifier on queries ``(x, y)``.
+
+    For each query, finds in one fused pass the nearest training point of its own class and of any
+    other class. With margin m = dist_other - dist_same > 0, no perturbation of norm < m/2 (in the
+    metric's own norm) can change the 1NN prediction, by the triangle inequality.
+
+    Args:
+        x: (N, ...) queries, flattened to (N, D); numpy array, CPU torch tensor or array-like.
+        y: (N,) integer labels of the queries.
+        train: a :class:`TrainSet`, or a tuple ``(x_train, y_train)`` with x_train (M, ...) and
+            y_train (M,). Reuse a TrainSet to prepare the training data once for many calls.
+        metric: "l2" (default), "l1" or "linf": the 1NN distance; ``radius`` is in this norm.
+        scale: units of one uint8 step (default 1/255: distances on the [0, 1] pixel scale). Only
+            for uint8 input; float input is taken as given.
+        leave_one_out: query i is training point i and ignores itself (x, y must equal the
+            training set). Without it a training point is its own neighbour (distance 0), the seed
+            paper's convention.
+        num_threads: CPU threads (default: all cores).
+        device: "cpu", "cuda" or "auto" (CUDA when a GPU and a CUDA build are present).
+        isa: CPU kernel variant, "auto" or one of :func:`nnmargin.cpu_isas` (for tests/benchmarks).
+
+    Returns:
+        A :class:`CertifyResult`. Indices refer to the training set's original order; ties are
+        broken by the lowest training index. uint8 distances are exact (integer arithmetic); float
+        distances are the float64 value of the exact nearest point (screened in the input precision,
+        close candidates re-checked in float64).
+    """
+    trainset = _as_trainset(train)
+    metric = as_metric(metric)
+    queries = trainset.queries_like(x, "x")
+    labels = as_labels(y, queries.shape[0], "y")
+    threads = as_num_threads(num_threads)
+    is_uint8 = trainset.dtype == np.uint8
+    if scale is not None and not is_uint8:
+        raise ValueError("scale applies to uint8 input only; float input is taken as given")
+    if is_uint8:
+        scale = 1.0 / 255.0 if scale is None else float(scale)
+        if not (np.isfinite(scale) and scale > 0):
+            raise ValueError(f"scale must be a positive finite number, got {scale!r}")
+    skip = None
+    if leave_one_out:
+        if queries.shape != trainset.points.shape or not (
+            np.array_equal(queries, trainset.points) and np.array_equal(labels, trainset.labels)
+        ):
+            raise ValueError("leave_one_out=True needs the queries (x, y) to be the training set itself")
+        skip = np.arange(queries.shape[0], dtype=np.int64)
+    run_on = _resolve_device(device)
+    prepared = trainset.prepared(metric)
+
+    start = time.perf_counter()
+    value_same, idx_same, value_other, idx_other = _core.search(
+        prepared, queries, trainset.class_ids(labels), skip, run_on, isa, threads
+    )
+    seconds = time.perf_counter() - start
+
+    # Kernel values are squared for l2; uint8 values are integers in units of one intensity step.
+    to_dist = np.sqrt if metric == "l2" else (lambda v: v)
+    dist_same = to_dist(value_same) * (scale if is_uint8 else 1.0)
+    dist_other = to_dist(value_other) * (scale if is_uint8 else 1.0)
+    # Relative error of a reported distance against the real-number one: a few roundings (sqrt,
+    # scale) for exact integers; for floats also the float64 sum over D terms.
+    rel_err = 8 * _U if is_uint8 else (trainset.dim + 8) * _U
+
+    train_labels = trainset.labels
+    same_wins = (dist_same < dist_other) | ((dist_same == dist_other) & (idx_same < idx_other))
+    same_wins &= idx_same >= 0
+    pred = np.where(same_wins, labels, train_labels[np.maximum(idx_other, 0)])
+    pred = np.where((idx_same < 0) & (idx_other < 0), -1, pred)
+    correct = pred == labels
+    radius = np.where(correct, sound_half_margin(dist_same, dist_other, rel_err), 0.0)
+
+    return CertifyResult(
+        labels=labels,
+        pred=pred.astype(np.int64),
+        correct=correct,
+        dist_same=dist_same,
+        idx_same=idx_same,
+        dist_other=dist_other,
+        idx_other=idx_other,
+        radius=radius,
+        metric=metric,
+        scale=scale if is_uint8 else None,
+        n_train=trainset.n_points,
+        seconds=seconds,
+        leave_one_out=leave_one_out,
+        info={"device": run_on, "dtype": str(trainset.dtype)},
+    )

@@ -1,0 +1,146 @@
+"""The result of :func:`nnmargin.certify`: per-query nearest neighbours, predictions and radii."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+_ARRAYS = ("labels", "pred", "correct", "dist_same", "idx_same", "dist_other", "idx_other", "radius")
+
+
+@dataclass(frozen=True)
+class CertifyResult:
+    """Certified robustness of a 1-nearest-neighbour classifier on N queries.
+
+    Distances are in the units of the input: for uint8 data the integer distance times ``scale``
+    (default 1/255, i.e. pixel intensities on the [0, 1] scale robustness papers use for eps), for
+    float data the float64 value of the distance between the given points. ``radius`` is in the
+    norm of ``metric``.
+
+    Attributes:
+        labels: (N,) int64 true labels of the queries.
+        pred: (N,) int64 label predicted by the 1NN classifier (ties: lowest training index).
+        correct: (N,) bool, ``pred == labels``.
+        dist_same: (N,) float64 distance to the nearest training point of the query's own class
+            (inf when that class has no training point).
+        idx_same: (N,) int64 index of that point in the training set (-1 when none).
+        dist_other: (N,) float64 distance to the nearest training point of any other class.
+        idx_other: (N,) int64 its training index (-1 when there is no other class).
+        radius: (N,) float64 certified radius: no perturbation of norm < radius changes the 1NN
+            prediction. max(0, (dist_other - dist_same) / 2), rounded down so float rounding can
+            never overstate it; 0 where the query is misclassified.
+        metric: "l2", "l1" or "linf".
+        scale: units per integer step for uint8 input, None for float input.
+        n_train: number of training points.
+        seconds: wall time of the nearest-neighbour search.
+        leave_one_out: whether query i ignored training point i.
+    """
+
+    labels: np.ndarray
+    pred: np.ndarray
+    correct: np.ndarray
+    dist_same: np.ndarray
+    idx_same: np.ndarray
+    dist_other: np.ndarray
+    idx_other: np.ndarray
+    radius: np.ndarray
+    metric: str = "l2"
+    scale: float | None = None
+    n_train: int = 0
+    seconds: float = 0.0
+    leave_one_out: bool = False
+    info: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    @property
+    def accuracy(self) -> float:
+        """Fraction of queries the 1NN classifier gets right (nan for no queries)."""
+        return float(self.correct.mean()) if len(self) else float("nan")
+
+    def robust_accuracy(self, eps):
+        """Certified robust accuracy at perturbation size ``eps`` (scalar or array, in ``metric``'s norm).
+
+        A query counts when it is classified correctly and no perturbation of norm <= eps can change
+        the prediction, i.e. radius > eps; at eps = 0 this is the clean accuracy.
+        """
+        eps_arr = np.asarray(eps, dtype=np.float64)
+        if np.any(~np.isfinite(eps_arr)) or np.any(eps_arr < 0):
+            raise ValueError(f"eps must be finite and >= 0, got {eps!r}")
+        if not len(self):
+            return np.full(eps_arr.shape, np.nan) if eps_arr.ndim else float("nan")
+        robust = self.correct[None, :] & (
+            (self.radius[None, :] > eps_arr.reshape(-1, 1)) | (eps_arr.reshape(-1, 1) == 0)
+        )
+        values = robust.mean(axis=1)
+        return float(values[0]) if eps_arr.ndim == 0 else values.reshape(eps_arr.shape)
+
+    def summary(self, eps=()) -> str:
+        """A readable table: accuracy, certified robust accuracy at each eps, timing."""
+        unit = f" (uint8 x {self.scale:.6g})" if self.scale is not None else ""
+        lines = [
+            f"1NN certificates: {len(self)} queries, {self.n_train} training points, metric {self.metric}{unit}"
+            + (", leave-one-out" if self.leave_one_out else ""),
+            f"  clean accuracy              {100 * self.accuracy:7.2f} %",
+        ]
+        for e in np.atleast_1d(np.asarray(eps, dtype=np.float64)):
+            lines.append(f"  certified robust acc. eps={e:<8.4g}{100 * self.robust_accuracy(e):7.2f} %")
+        ok = self.radius[self.correct]
+        if ok.size:
+            lines.append(f"  median radius (correct)     {float(np.median(ok)):.4g}")
+        lines.append(f"  search time                 {self.seconds:.3f} s")
+        return "\n".join(lines)
+
+    def to_dict(self, arrays: bool = True, eps=()) -> dict:
+        """Plain-Python dict (JSON-ready); ``arrays=False`` keeps only the summary numbers."""
+        eps_list = [float(e) for e in np.atleast_1d(np.asarray(eps, dtype=np.float64))]
+        out = {
+            "metric": self.metric,
+            "scale": self.scale,
+            "n_queries": len(self),
+            "n_train": self.n_train,
+            "leave_one_out": self.leave_one_out,
+            "accuracy": self.accuracy,
+            "robust_accuracy": {str(e): self.robust_accuracy(e) for e in eps_list},
+            "seconds": self.seconds,
+            **self.info,
+        }
+        if arrays:
+            for name in _ARRAYS:
+                values = getattr(self, name)
+                # JSON has no inf: an absent neighbour is written as null.
+                out[name] = [None if isinstance(v, float) and not np.isfinite(v) else v for v in values.tolist()]
+        return out
+
+    def to_json(self, path=None, arrays: bool = True, eps=()) -> str:
+        """JSON text of :meth:`to_dict`; also written to ``path`` when given."""
+        text = json.dumps(self.to_dict(arrays=arrays, eps=eps), indent=1)
+        if path is not None:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text + "\n")
+        return text
+
+    def to_csv(self, path=None) -> str:
+        """One row per query (index, label, pred, correct, dist_same, idx_same, dist_other, idx_other,
+        radius); also written to ``path`` when given."""
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(("index",) + _ARRAYS)
+        columns = [getattr(self, name).tolist() for name in _ARRAYS]
+        for i, row in enumerate(zip(*columns)):
+            writer.writerow((i,) + tuple(repr(v) if isinstance(v, float) else v for v in row))
+        text = buf.getvalue()
+        if path is not None:
+            with open(path, "w", encoding="utf-8", newline="") as f:
+                f.write(text)
+        return text
+
+    def __repr__(self) -> str:
+        return (
+            f"CertifyResult({len(self)} queries, metric={self.metric!r}, accuracy={self.accuracy:.4f}, "
+            f"median radius={float(np.median(self.radius)) if len(self) else float('nan'):.4g})"
+        )
