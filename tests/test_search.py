@@ -1,0 +1,189 @@
+"""The fused nearest same-class / other-class search against the float64 reference.
+
+uint8 and integer-valued inputs must match the reference exactly (indices and distances); general
+float inputs must return a true argmin (its reference distance equals the reference minimum) and the
+float64 distance. Random inputs and adversarial ones: duplicates, near-ties one unit apart, empty
+classes, D = 1 and D not a multiple of the SIMD width, N or M of 1.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import nnmargin
+from reference import nearest_same_other, pairwise_distances
+
+METRICS = ["l2", "l1", "linf"]
+DTYPES = [np.uint8, np.float32, np.float64]
+
+
+def run(x, y, t, ty, metric, backend, **kw):
+    device, isa = backend
+    scale = 1.0 if np.asarray(t).dtype == np.uint8 else None
+    return nnmargin.certify(x, y, (t, ty), metric=metric, scale=scale, device=device, isa=isa, **kw)
+
+
+def assert_exact(cert, x, y, t, ty, metric, leave_one_out=False):
+    """Indices and distances equal the reference's (inputs whose distances float64 holds exactly)."""
+    ds, is_, do, io = nearest_same_other(x, y, t, ty, metric, leave_one_out)
+    np.testing.assert_array_equal(cert.idx_same, is_)
+    np.testing.assert_array_equal(cert.idx_other, io)
+    np.testing.assert_allclose(cert.dist_same, ds, rtol=1e-15)
+    np.testing.assert_allclose(cert.dist_other, do, rtol=1e-15)
+
+
+def assert_true_argmin(cert, x, y, t, ty, metric):
+    """General floats: each returned index attains the reference minimum (up to float64 rounding)."""
+    ds, is_, do, io = nearest_same_other(x, y, t, ty, metric)
+    dist = pairwise_distances(x, t, metric)
+    for got_idx, got_dist, ref_idx, ref_dist in ((cert.idx_same, cert.dist_same, is_, ds), (cert.idx_other, cert.dist_other, io, do)):
+        np.testing.assert_array_equal(got_idx < 0, ref_idx < 0)
+        has = ref_idx >= 0
+        np.testing.assert_allclose(got_dist[has], ref_dist[has], rtol=1e-12)
+        np.testing.assert_allclose(dist[np.flatnonzero(has), got_idx[has]], ref_dist[has], rtol=1e-12)
+
+
+def random_points(rng, shape, dtype):
+    if dtype == np.uint8:
+        return rng.integers(0, 256, shape).astype(np.uint8)
+    return rng.normal(size=shape).astype(dtype)
+
+
+SHAPES = [(1, 1, 1), (7, 1, 3), (1, 300, 5), (37, 101, 17), (50, 300, 130), (20, 97, 65), (9, 400, 784)]
+
+
+@pytest.mark.parametrize("n,m,d", SHAPES)
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_random_inputs_match_reference(backend, dtype, metric, n, m, d):
+    rng = np.random.default_rng(n * 1000 + m + d)
+    x, t = random_points(rng, (n, d), dtype), random_points(rng, (m, d), dtype)
+    y, ty = rng.integers(0, 3, n), rng.integers(0, 3, m)
+    cert = run(x, y, t, ty, metric, backend)
+    if dtype == np.uint8:
+        assert_exact(cert, x, y, t, ty, metric)
+    else:
+        assert_true_argmin(cert, x, y, t, ty, metric)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_duplicates_go_to_lowest_index(backend, dtype, metric):
+    rng = np.random.default_rng(1)
+    distinct = rng.integers(0, 4, (5, 33)).astype(dtype)
+    t = distinct[rng.integers(0, 5, 600)]  # every point has ~120 exact copies, in several classes
+    ty = rng.integers(0, 3, 600)
+    x = np.concatenate([distinct, rng.integers(0, 4, (20, 33)).astype(dtype)])
+    y = rng.integers(0, 3, len(x))
+    assert_exact(run(x, y, t, ty, metric, backend), x, y, t, ty, metric)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_uint8_near_ties_one_unit_apart(backend, metric):
+    rng = np.random.default_rng(2)
+    d = 70
+    x = rng.integers(1, 255, (30, d)).astype(np.uint8)
+    # every training point is a query moved by +-1 on one to three pixels: distances 1, 2 or 3 apart
+    base = x[rng.integers(0, 30, 900)].astype(np.int16)
+    for row in base:
+        pix = rng.choice(d, size=rng.integers(1, 4), replace=False)
+        row[pix] += rng.choice([-1, 1], size=len(pix))
+    t = base.astype(np.uint8)
+    y, ty = rng.integers(0, 2, 30), rng.integers(0, 2, 900)
+    assert_exact(run(x, y, t, ty, metric, backend), x, y, t, ty, metric)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+def test_float_near_ties_resolved_in_float64(backend, dtype, metric):
+    """Hundreds of points a few ulps apart: screening cannot order them, the exact re-check must."""
+    rng = np.random.default_rng(3)
+    d, m = 40, 700
+    offsets = np.empty(m, dtype=dtype)
+    offsets[0] = dtype(1.5)
+    for j in range(1, m):  # a chain of neighbouring floats below 1.5
+        offsets[j] = np.nextafter(offsets[j - 1], dtype(0))
+    order = rng.permutation(m)  # the closest point sits at a random index, not the lowest
+    t = np.zeros((m, d), dtype=dtype)
+    t[np.arange(m), rng.integers(0, d, m)] = offsets[order]  # one non-zero feature: exact in float64
+    ty = rng.integers(0, 2, m)
+    x = np.zeros((4, d), dtype=dtype)
+    y = np.array([0, 1, 0, 1])
+    assert_exact(run(x, y, t, ty, metric, backend), x, y, t, ty, metric)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_class_without_training_points(backend, dtype):
+    rng = np.random.default_rng(4)
+    t, ty = random_points(rng, (50, 10), dtype), rng.integers(0, 2, 50)
+    x, y = random_points(rng, (6, 10), dtype), np.array([0, 1, 7, 7, 1, 0])  # 7: no training point
+    cert = run(x, y, t, ty, "l2", backend)
+    absent = y == 7
+    assert np.isinf(cert.dist_same[absent]).all() and (cert.idx_same[absent] == -1).all()
+    assert (cert.radius[absent] == 0).all() and not cert.correct[absent].any()
+    np.testing.assert_array_equal(cert.pred[absent], ty[cert.idx_other[absent]])
+
+
+def test_single_class_training_set(backend):
+    rng = np.random.default_rng(5)
+    t, x = rng.integers(0, 256, (40, 12)).astype(np.uint8), rng.integers(0, 256, (5, 12)).astype(np.uint8)
+    cert = run(x, np.zeros(5, int), t, np.zeros(40, int), "l2", backend)
+    assert np.isinf(cert.dist_other).all() and (cert.idx_other == -1).all()
+    assert cert.correct.all() and np.isinf(cert.radius).all()  # nothing else to switch to
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("n", [1, 3])
+def test_few_queries_split_training_set_without_changing_ties(backend, n, threads):
+    """Few queries make the driver split the training points across threads; the merge must keep
+    the lowest index among exact ties wherever they fall."""
+    rng = np.random.default_rng(6)
+    distinct = rng.integers(0, 3, (3, 20)).astype(np.uint8)
+    t, ty = distinct[rng.integers(0, 3, 5000)], rng.integers(0, 4, 5000)
+    x, y = distinct[:n], rng.integers(0, 4, n)
+    assert_exact(run(x, y, t, ty, "l2", backend, num_threads=threads), x, y, t, ty, "l2")
+
+
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_leave_one_out_ignores_only_the_point_itself(backend, dtype, metric):
+    rng = np.random.default_rng(7)
+    t = rng.integers(0, 3, (200, 9)).astype(dtype)  # many duplicates: a copy of itself still counts
+    ty = rng.integers(0, 3, 200)
+    cert = run(t, ty, t, ty, metric, backend, leave_one_out=True)
+    assert_exact(cert, t, ty, t, ty, metric, leave_one_out=True)
+    assert (cert.idx_same != np.arange(200)).all() and (cert.idx_other != np.arange(200)).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 12),
+    m=st.integers(1, 120),
+    d=st.integers(1, 70),
+    n_classes=st.integers(1, 4),
+    alphabet=st.integers(1, 4),
+    dtype=st.sampled_from(DTYPES),
+    metric=st.sampled_from(METRICS),
+    isa=st.sampled_from(nnmargin.cpu_isas()),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_property_small_alphabets_match_reference_exactly(n, m, d, n_classes, alphabet, dtype, metric, isa, seed):
+    """Values from a tiny alphabet make exact ties everywhere; float64 holds every distance exactly."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, alphabet + 1, (n, d)).astype(dtype)
+    t = rng.integers(0, alphabet + 1, (m, d)).astype(dtype)
+    y, ty = rng.integers(0, n_classes, n), rng.integers(0, n_classes, m)
+    assert_exact(run(x, y, t, ty, metric, ("cpu", isa)), x, y, t, ty, metric)
+
+
+def test_results_do_not_depend_on_thread_count_or_isa():
+    rng = np.random.default_rng(8)
+    t, ty = rng.normal(size=(3000, 50)).astype(np.float32), rng.integers(0, 5, 3000)
+    x, y = rng.normal(size=(300, 50)).astype(np.float32), rng.integers(0, 5, 300)
+    ts = nnmargin.TrainSet(t, ty)
+    runs = [nnmargin.certify(x, y, ts, isa=isa, num_threads=th) for isa in nnmargin.cpu_isas() for th in (1, 2)]
+    for other in runs[1:]:
+        for field in ("idx_same", "idx_other", "dist_same", "dist_other"):
+            np.testing.assert_array_equal(getattr(other, field), getattr(runs[0], field))
