@@ -69,6 +69,34 @@ py::tuple search(const nnm::PreparedTrain& train, const py::array& queries, cons
   return py::make_tuple(value_same, index_same, value_other, index_other);
 }
 
+py::tuple bisector(const nnm::PreparedTrain& l2, const nnm::PreparedTrain& dual, const py::array& queries,
+                    const IntArray& query_class, const py::array& pivots, const py::array_t<double, py::array::c_style | py::array::forcecast>& pivot_sq_dist,
+                    const std::string& isa, int num_threads) {
+  const nnm::cpu::TrainLayout& layout = *l2.layout;
+  require_matrix(queries, "queries");
+  const int64_t n = queries.shape(0);
+  if (dtype_of(queries) != layout.dtype || dtype_of(pivots) != layout.dtype)
+    throw py::type_error("queries, pivots and training points differ in dtype");
+  if (queries.shape(1) != layout.dim) throw std::invalid_argument("queries and training points differ in features");
+  if (query_class.ndim() != 1 || query_class.shape(0) != n) throw std::invalid_argument("need one class per query");
+  if (pivot_sq_dist.ndim() != 2 || pivot_sq_dist.shape(0) != n)
+    throw std::invalid_argument("pivot distances must be (queries, pivots)");
+  const int n_pivots = static_cast<int>(pivot_sq_dist.shape(1));
+  if (pivots.ndim() != 3 || pivots.shape(0) != n || pivots.shape(1) != n_pivots || pivots.shape(2) != layout.dim ||
+      !(pivots.flags() & py::array::c_style))
+    throw std::invalid_argument("pivots must be a C-contiguous (queries, pivots, features) array");
+  py::array_t<double> bound(n);
+  py::array_t<int64_t> index(n);
+  nnm::cpu::BisectorOutput out{bound.mutable_data(), index.mutable_data()};
+  nnm::SearchOptions options{"cpu", isa, num_threads};
+  {
+    py::gil_scoped_release release;
+    nnm::bisector(l2, dual, queries.data(), n, query_class.data(), pivots.data(), pivot_sq_dist.data(), n_pivots,
+                  options, out);
+  }
+  return py::make_tuple(bound, index);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -87,6 +115,9 @@ PYBIND11_MODULE(_core, m) {
         py::arg("device") = "cpu", py::arg("isa") = "auto", py::arg("num_threads") = 0,
         "Nearest same-class and other-class training point of each query: "
         "(value_same, index_same, value_other, index_other), each (n,).");
+  m.def("bisector", &bisector, py::arg("l2"), py::arg("dual"), py::arg("queries"), py::arg("query_class"),
+        py::arg("pivots"), py::arg("pivot_sq_dist"), py::arg("isa") = "auto", py::arg("num_threads") = 0,
+        "Bisector lower bound of the l2-1NN robust radius: (bound (n,), index (n,)) in kernel units.");
   m.def("cpu_isas", &nnm::cpu::supported_isas, "CPU kernel variants this machine runs, fastest first.");
   m.def("built_with_cuda", &nnm::cuda::built_with_cuda);
   m.def("cuda_device_count", &nnm::cuda::device_count);

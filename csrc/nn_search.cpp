@@ -35,4 +35,13 @@ void search(const PreparedTrain& train, const void* queries, int64_t n, const in
   }
 }
 
+void bisector(const PreparedTrain& l2, const PreparedTrain& dual, const void* queries, int64_t n,
+              const int32_t* query_class, const void* pivots, const double* pivot_sq_dist, int n_pivots,
+              const SearchOptions& options, cpu::BisectorOutput out) {
+  if (options.device != "cpu")
+    throw std::invalid_argument("the bisector bound runs on the CPU only in this version (device='cpu')");
+  cpu::bisector_search(*l2.layout, *dual.layout, cpu::kernel_table_for(options.isa), queries, n, query_class,
+                       pivots, pivot_sq_dist, n_pivots, options.num_threads, out);
+}
+
 }  // namespace nnm

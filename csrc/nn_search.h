@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "cpu/bisector_driver.h"
 #include "cpu/scan_common.h"
 #include "cpu/scan_driver.h"
 #include "cpu/train_layout.h"
@@ -32,5 +33,11 @@ struct SearchOptions {
 // queries: (n, dim) row-major in the training dtype; see cpu::search for the outputs.
 void search(const PreparedTrain& train, const void* queries, int64_t n, const int32_t* query_class,
             const int64_t* skip_index, const SearchOptions& options, SearchOutput out);
+
+// Bisector lower bound of the l2-metric 1NN's robust radius (see cpu/bisector_driver.h). `l2` and
+// `dual` are layouts of the same training points for metric l2 and for the dual norm's metric.
+void bisector(const PreparedTrain& l2, const PreparedTrain& dual, const void* queries, int64_t n,
+              const int32_t* query_class, const void* pivots, const double* pivot_sq_dist, int n_pivots,
+              const SearchOptions& options, cpu::BisectorOutput out);
 
 }  // namespace nnm

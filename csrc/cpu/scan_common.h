@@ -55,10 +55,30 @@ struct ScanJob {
 
 using ScanFn = void (*)(const ScanJob& job);
 
-// One instruction-set variant: scan[dtype][metric].
+constexpr int kMaxPivots = 4;
+
+// Bisector lower bound of the robust radius (see bisector_driver.cpp). For each query x with
+// same-class pivots p_k and every other-class training point t:
+//   bound(x, t) = max_k (|x - t|^2 - |x - p_k|^2) / (2 ||t - p_k||_dual)
+// and the job keeps min over t of bound(x, t), rounded down, with the position attaining it.
+struct BisectorJob {
+  ScanJob x;                      // queries vs training points in the l2 layout (defines t range, classes)
+  ScanJob pivot[kMaxPivots];      // pivot rows (as queries) vs training points in the dual-norm layout
+  int n_pivots;
+  const double* pivot_sq_dist;    // (n_q, n_pivots) |x - p_k|^2, already rounded up
+  double x_lo;                    // true |x - t|^2 >= screened value * x_lo (1 when exact)
+  double pivot_hi;                // true ||t - p|| <= screened value * pivot_hi (1 when exact)
+  const int64_t* t_orig;          // (m) original index per sorted position: ties go to the lowest
+  double* best;                   // (n_q) running minimum of the bound, +inf initially
+  int64_t* best_pos;              // (n_q) sorted position attaining it, -1 initially
+};
+using BisectFn = void (*)(const BisectorJob& job);
+
+// One instruction-set variant: scan[dtype][metric], bisect[dtype][dual norm metric].
 struct KernelTable {
   const char* isa;
   ScanFn scan[3][3];
+  BisectFn bisect[3][3];
 };
 
 // Defined once per instruction set in scan_kernels.cpp (compiled with that set's flags).

@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <exception>
 #include <limits>
 #include <stdexcept>
 #include <vector>
@@ -14,16 +13,25 @@
 #endif
 
 #include "key_codec.h"
+#include "task_grid.h"
 
 namespace nnm::cpu {
+
+// With u the unit roundoff of the kernel's type, each term (difference, then square or abs) carries
+// relative error <= 3u and any summation order adds gamma_dim, so a screened value is within a
+// factor (1 +- gamma_{dim+4}) of the true one (Higham, Accuracy and Stability of Numerical
+// Algorithms, 2nd ed., sec. 3.1). linf takes no sum: one subtraction's rounding.
+double screening_gamma(DType dtype, Metric metric, int64_t dim) {
+  if (dtype == kU8) return 0.0;
+  const double u = dtype == kF32 ? std::ldexp(1.0, -24) : std::ldexp(1.0, -53);
+  const double n = metric == kLinf ? 2.0 : static_cast<double>(dim) + 4.0;
+  return n * u / (1.0 - n * u);
+}
+
 namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr size_t kCollapseAt = 64;  // pending candidates per (query, class) before an exact re-check
-
-// Bytes of queries and of training points a task keeps hot; both fit the 1-2 MB L2 of current cores.
-constexpr int64_t kQueryBlockBytes = 192 << 10;
-constexpr int64_t kTrainBlockBytes = 512 << 10;
 
 // Float64 distance between an original query row and a training row (same dtype), in the
 // metric's reported form (squared for l2). Sequential order: every candidate gets the same treatment.
@@ -39,23 +47,17 @@ double exact_distance(const T* q, const T* t, int64_t dim, Metric metric) {
   return s;
 }
 
-// Screening slack of the float kernels. With u the unit roundoff of the kernel's type, each term
-// (difference, then square or abs) carries relative error <= 3u and any summation order adds
-// gamma_dim, so a screened value is within a factor (1 +- gamma_{dim+4}) of the true one
-// (Higham, Accuracy and Stability of Numerical Algorithms, 2nd ed., sec. 3.1). A point can beat the
-// screened best b only if its screened value is <= b (1 + g) / (1 - g); alpha covers underflow.
 void screening_slack(DType dtype, Metric metric, int64_t dim, double* rho, double* alpha) {
   if (dtype == kU8) {
     *rho = 1.0;
     *alpha = 0.0;
     return;
   }
-  const double u = dtype == kF32 ? std::ldexp(1.0, -24) : std::ldexp(1.0, -53);
+  // A point can beat the screened best b only if its screened value is <= b (1 + g) / (1 - g).
+  const double g = screening_gamma(dtype, metric, dim);
   const double tiny = dtype == kF32 ? std::ldexp(1.0, -126) : std::ldexp(1.0, -1022);
-  const double n = metric == kLinf ? 2.0 : static_cast<double>(dim) + 4.0;
-  const double g = n * u / (1.0 - n * u);
   *rho = (1.0 + g) / (1.0 - g) * (1.0 + 8.0 * std::ldexp(1.0, -53));
-  *alpha = 4.0 * (static_cast<double>(dim) + 1.0) * tiny;
+  *alpha = 4.0 * (static_cast<double>(dim) + 1.0) * tiny;  // underflow of tiny terms
 }
 
 struct Champion {
@@ -126,83 +128,68 @@ struct TaskSink : CandidateSink {
   }
 };
 
+// Per-thread buffers of the search tasks.
+template <class Codec>
+struct SearchState {
+  AlignedBuffer queries{static_cast<size_t>(kMaxJobQueries) * 8 * 64};  // grown on demand
+  std::vector<int32_t> q_aux, q_class;
+  std::vector<int64_t> q_skip;
+  std::vector<uint64_t> best;
+  TaskSink<Codec> sink;
+};
+
 template <class Codec>
 void search_typed(const TrainLayout& train, const KernelTable& kernels, const void* queries, int64_t n,
                   const int32_t* query_class, const int64_t* skip_index, int num_threads,
                   SearchOutput out) {
   const size_t es = element_size(train.dtype);
   const int64_t dp = train.dim_padded;
-  const int64_t row_bytes = dp * static_cast<int64_t>(es);
-  const int64_t q_block = std::clamp<int64_t>(kQueryBlockBytes / row_bytes / kTileQ * kTileQ, kTileQ, kMaxJobQueries);
-  const int64_t t_block = std::clamp<int64_t>(kTrainBlockBytes / row_bytes / kTileT * kTileT, kTileT, 1 << 20);
-  const int64_t n_qb = (n + q_block - 1) / q_block;
-  // Few query blocks (a handful of queries): also split the training points so every thread works.
-  const int64_t t_tiles = train.m_padded / kTileT;
-  const int64_t want_tasks = 4 * static_cast<int64_t>(num_threads);
-  const int64_t n_tc = std::clamp<int64_t>((want_tasks + n_qb - 1) / n_qb, 1, t_tiles);
-  const int64_t tiles_per_chunk = (t_tiles + n_tc - 1) / n_tc;
-
+  const TaskGrid grid = make_task_grid(train, n, num_threads);
   double rho, alpha;
   screening_slack(train.dtype, train.metric, train.dim, &rho, &alpha);
   const ScanFn scan = kernels.scan[train.dtype][train.metric];
-
-  std::vector<Champion> partial(static_cast<size_t>(n_tc) * n * 2);  // [chunk][query][class]
-  std::exception_ptr error;
+  std::vector<Champion> partial(static_cast<size_t>(grid.n_tc) * n * 2);  // [chunk][query][class]
   const auto* q_bytes = static_cast<const uint8_t*>(queries);
 
-#pragma omp parallel num_threads(num_threads)
-  {
-    AlignedBuffer q_buf(round_up(q_block, kTileQ) * row_bytes);
-    std::vector<int32_t> q_aux(q_block), q_cls(q_block);
-    std::vector<int64_t> q_skip(q_block);
-    std::vector<uint64_t> best(q_block * 2);
-    TaskSink<Codec> sink;
-    sink.train = &train;
-    sink.rho = rho;
-    sink.alpha = alpha;
-#pragma omp for schedule(dynamic, 1)
-    for (int64_t task = 0; task < n_qb * n_tc; ++task) {
-      try {
-        const int64_t qb = task / n_tc, tc = task % n_tc;
-        const int64_t q_begin = qb * q_block, n_q = std::min(q_block, n - q_begin);
-        const int64_t t_begin = tc * tiles_per_chunk * kTileT;
-        const int64_t t_end = std::min(train.m_padded, t_begin + tiles_per_chunk * kTileT);
-        const uint8_t* q_src = q_bytes + q_begin * train.dim * es;
-        pack_queries(q_src, train.dtype, train.metric, n_q, train.dim, dp, q_buf.data(), q_aux.data());
-        for (int64_t i = 0; i < n_q; ++i) {
-          q_cls[i] = query_class[q_begin + i];
-          const int64_t s = skip_index ? skip_index[q_begin + i] : -1;
-          q_skip[i] = s >= 0 ? train.pos_of_orig[s] : -1;
-        }
-        std::fill(best.begin(), best.end(), kNoKey<uint64_t>);
-        sink.queries = q_src;
-        sink.best = best.data();
-        sink.reset(n_q);
-        ScanJob job{q_buf.data(), n_q, q_cls.data(), q_skip.data(), q_aux.data(),
-                    train.data.data(), train.t_class.data(), train.t_aux.empty() ? nullptr : train.t_aux.data(),
-                    dp, 0, 0, train.m, rho, alpha, best.data(), &sink};
-        for (int64_t j0 = t_begin; j0 < t_end; j0 += t_block) {
-          job.t_begin = j0;
-          job.t_end = std::min(t_end, j0 + t_block);
-          scan(job);
-        }
-        for (int64_t i = 0; i < n_q; ++i)
-          for (int cat = 0; cat < 2; ++cat) {
-            sink.collapse(i, cat);
-            partial[(tc * n + q_begin + i) * 2 + cat] = sink.champion[2 * i + cat];
-          }
-      } catch (...) {
-#pragma omp critical
-        if (!error) error = std::current_exception();
-      }
+  for_each_task<SearchState<Codec>>(grid.tasks(), num_threads, [&](SearchState<Codec>& st, int64_t task) {
+    const int64_t q_begin = grid.q_begin(task), n_q = grid.q_count(task), tc = grid.train_chunk(task);
+    const uint8_t* q_src = q_bytes + q_begin * train.dim * es;
+    const size_t q_bytes_needed = round_up(n_q, kTileQ) * dp * es;
+    if (st.queries.size() < q_bytes_needed) st.queries = AlignedBuffer(q_bytes_needed);
+    st.q_aux.resize(n_q);
+    st.q_class.assign(query_class + q_begin, query_class + q_begin + n_q);
+    st.q_skip.resize(n_q);
+    pack_queries(q_src, train.dtype, train.metric, n_q, train.dim, dp, st.queries.data(), st.q_aux.data());
+    for (int64_t i = 0; i < n_q; ++i) {
+      const int64_t s = skip_index ? skip_index[q_begin + i] : -1;
+      st.q_skip[i] = s >= 0 ? train.pos_of_orig[s] : -1;
     }
-  }
-  if (error) std::rethrow_exception(error);
+    st.best.assign(n_q * 2, kNoKey<uint64_t>);
+    st.sink.train = &train;
+    st.sink.rho = rho;
+    st.sink.alpha = alpha;
+    st.sink.queries = q_src;
+    st.sink.best = st.best.data();
+    st.sink.reset(n_q);
+    ScanJob job{st.queries.data(), n_q, st.q_class.data(), st.q_skip.data(), st.q_aux.data(),
+                train.data.data(), train.t_class.data(), train.t_aux.empty() ? nullptr : train.t_aux.data(),
+                dp, 0, 0, train.m, rho, alpha, st.best.data(), &st.sink};
+    for (int64_t j0 = grid.t_begin(task); j0 < grid.t_end(task); j0 += grid.t_block) {
+      job.t_begin = j0;
+      job.t_end = std::min(grid.t_end(task), j0 + grid.t_block);
+      scan(job);
+    }
+    for (int64_t i = 0; i < n_q; ++i)
+      for (int cat = 0; cat < 2; ++cat) {
+        st.sink.collapse(i, cat);
+        partial[(tc * n + q_begin + i) * 2 + cat] = st.sink.champion[2 * i + cat];
+      }
+  });
 
   // Merging exact champions under the total order (value, index) is independent of the chunking.
   for (int64_t i = 0; i < n; ++i) {
     Champion same, other;
-    for (int64_t tc = 0; tc < n_tc; ++tc) {
+    for (int64_t tc = 0; tc < grid.n_tc; ++tc) {
       const Champion& s = partial[(tc * n + i) * 2];
       const Champion& o = partial[(tc * n + i) * 2 + 1];
       same.offer(s.value, s.index);

@@ -24,4 +24,7 @@ struct SearchOutput {
 void search(const TrainLayout& train, const KernelTable& kernels, const void* queries, int64_t n,
             const int32_t* query_class, const int64_t* skip_index, int num_threads, SearchOutput out);
 
+// Relative error bound g of the kernels' screened values: true = screened * (1 +- g). 0 for uint8.
+double screening_gamma(DType dtype, Metric metric, int64_t dim);
+
 }  // namespace nnm::cpu

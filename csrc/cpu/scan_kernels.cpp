@@ -96,14 +96,18 @@ void dot_u8_tile(const ScanJob& job, int64_t q0, int64_t j0, int64_t k_begin, in
   const int8_t* t = static_cast<const int8_t*>(job.train) + j0 * dp;  // first of 3 groups
   const int64_t group_stride = kGroupT * dp;
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+  // Fully unrolled so the 24 accumulators stay in registers (an indexed array would live on the stack).
   __m512i acc[kTileQ][3];
+#pragma GCC unroll 8
   for (int r = 0; r < kTileQ; ++r)
+#pragma GCC unroll 3
     for (int c = 0; c < 3; ++c) acc[r][c] = _mm512_loadu_si512(acc_out + r * kTileT + 16 * c);
   for (int64_t k = k_begin; k < k_end; k += 4) {
     // 16 training points x 4 dims per vector; 4 query bytes broadcast to every lane.
     const __m512i b0 = _mm512_loadu_si512(t + k * kGroupT);
     const __m512i b1 = _mm512_loadu_si512(t + group_stride + k * kGroupT);
     const __m512i b2 = _mm512_loadu_si512(t + 2 * group_stride + k * kGroupT);
+#pragma GCC unroll 8
     for (int r = 0; r < kTileQ; ++r) {
       int32_t q4;
       std::memcpy(&q4, q + r * dp + k, 4);
@@ -113,7 +117,9 @@ void dot_u8_tile(const ScanJob& job, int64_t q0, int64_t j0, int64_t k_begin, in
       acc[r][2] = _mm512_dpbusd_epi32(acc[r][2], a, b2);
     }
   }
+#pragma GCC unroll 8
   for (int r = 0; r < kTileQ; ++r)
+#pragma GCC unroll 3
     for (int c = 0; c < 3; ++c) _mm512_storeu_si512(acc_out + r * kTileT + 16 * c, acc[r][c]);
 #else
   for (int64_t k = k_begin; k < k_end; k += 4)
@@ -129,25 +135,22 @@ void dot_u8_tile(const ScanJob& job, int64_t q0, int64_t j0, int64_t k_begin, in
 #endif
 }
 
-void scan_u8_l2(const ScanJob& job) {
-  alignas(64) static thread_local int32_t acc[kMaxJobQueries * kTileT];
-  alignas(64) uint32_t tile[kTileQ * kTileT];
+// Keys (exact |q - t|^2) of every query of the job against the tile at j0, into keys[q * kTileT + c].
+// The int32 dot products accumulate in the same buffer first.
+void produce_u8_l2(const ScanJob& job, int64_t j0, uint32_t* keys) {
+  int32_t* acc = reinterpret_cast<int32_t*>(keys);
+  const int64_t rows = (job.n_q + kTileQ - 1) / kTileQ * kTileQ;
   const int64_t dp = job.dim_padded;
-  for (int64_t j0 = job.t_begin; j0 < job.t_end; j0 += kTileT) {
-    std::memset(acc, 0, sizeof(int32_t) * kTileT * ((job.n_q + kTileQ - 1) / kTileQ * kTileQ));
-    for (int64_t k0 = 0; k0 < dp; k0 += kChunkDims) {
-      const int64_t k1 = k0 + kChunkDims < dp ? k0 + kChunkDims : dp;
-      for (int64_t q0 = 0; q0 < job.n_q; q0 += kTileQ) dot_u8_tile(job, q0, j0, k0, k1, acc + q0 * kTileT);
-    }
-    // |q - t|^2 = (|q|^2 - 256 sum q) + |t|^2 - 2 q.(t - 128), exact modulo 2^32
-    for (int64_t q0 = 0; q0 < job.n_q; q0 += kTileQ) {
-      for (int r = 0; r < kTileQ; ++r) {
-        const uint32_t qa = q0 + r < job.n_q ? static_cast<uint32_t>(job.q_aux[q0 + r]) : 0u;
-        for (int c = 0; c < kTileT; ++c)
-          tile[r * kTileT + c] = qa + job.t_aux[j0 + c] - 2u * static_cast<uint32_t>(acc[(q0 + r) * kTileT + c]);
-      }
-      reduce_tile<U8Codec>(tile, q0, j0, job);
-    }
+  std::memset(acc, 0, sizeof(int32_t) * kTileT * rows);
+  for (int64_t k0 = 0; k0 < dp; k0 += kChunkDims) {
+    const int64_t k1 = k0 + kChunkDims < dp ? k0 + kChunkDims : dp;
+    for (int64_t q0 = 0; q0 < job.n_q; q0 += kTileQ) dot_u8_tile(job, q0, j0, k0, k1, acc + q0 * kTileT);
+  }
+  // |q - t|^2 = (|q|^2 - 256 sum q) + |t|^2 - 2 q.(t - 128), exact modulo 2^32
+  for (int64_t i = 0; i < job.n_q; ++i) {
+    const uint32_t qa = static_cast<uint32_t>(job.q_aux[i]);
+    for (int c = 0; c < kTileT; ++c)
+      keys[i * kTileT + c] = qa + job.t_aux[j0 + c] - 2u * static_cast<uint32_t>(acc[i * kTileT + c]);
   }
 }
 
@@ -259,30 +262,104 @@ void tile_rows(const ScanJob& job, int64_t q0, int64_t j0, typename Codec::Key* 
     }
 }
 
-template <class Codec, void (*Fill)(const ScanJob&, int64_t, int64_t, typename Codec::Key*)>
+template <class T, class Codec, int kMetric>
+void produce_rows(const ScanJob& job, int64_t j0, typename Codec::Key* keys) {
+  for (int64_t q0 = 0; q0 < job.n_q; q0 += kTileQ) tile_rows<T, Codec, kMetric>(job, q0, j0, keys + q0 * kTileT);
+}
+
+template <class Codec>
+using ProduceFn = void (*)(const ScanJob&, int64_t, typename Codec::Key*);
+
+// Nearest same-class / other-class search: training tiles outside, queries inside, so each training
+// tile is used by every query of the job while it is in cache.
+template <class Codec, ProduceFn<Codec> kProduce>
 void scan(const ScanJob& job) {
-  alignas(64) typename Codec::Key tile[kTileQ * kTileT];
-  // Training tiles outside, queries inside: the job's query block stays in cache while each
-  // training tile is used by every query of the block.
-  for (int64_t j0 = job.t_begin; j0 < job.t_end; j0 += kTileT)
-    for (int64_t q0 = 0; q0 < job.n_q; q0 += kTileQ) {
-      Fill(job, q0, j0, tile);
-      reduce_tile<Codec>(tile, q0, j0, job);
+  alignas(64) static thread_local typename Codec::Key keys[kMaxJobQueries * kTileT];
+  for (int64_t j0 = job.t_begin; j0 < job.t_end; j0 += kTileT) {
+    kProduce(job, j0, keys);
+    for (int64_t q0 = 0; q0 < job.n_q; q0 += kTileQ) reduce_tile<Codec>(keys + q0 * kTileT, q0, j0, job);
+  }
+}
+
+// Bisector bound (scan_common.h). The driver groups queries by class, so a training tile holding only
+// the class of every query in the job has no other-class point and is skipped.
+template <class Codec, ProduceFn<Codec> kProduceX, ProduceFn<Codec> kProducePivot, int kDual>
+void bisect(const BisectorJob& job) {
+  using Key = typename Codec::Key;
+  alignas(64) static thread_local Key keys_x[kMaxJobQueries * kTileT];
+  alignas(64) static thread_local Key keys_p[kMaxPivots][kMaxJobQueries * kTileT];
+  constexpr double kRoundDown = 1.0 - 0x1p-50;  // covers the few roundings after the screening slack
+  const ScanJob& xj = job.x;
+  const int32_t* t_class = xj.t_class;
+  const bool one_class = xj.q_class[0] == xj.q_class[xj.n_q - 1];
+  for (int64_t j0 = xj.t_begin; j0 < xj.t_end; j0 += kTileT) {
+    const int64_t cols = xj.m_valid - j0 < kTileT ? xj.m_valid - j0 : kTileT;
+    if (one_class && t_class[j0] == xj.q_class[0] && t_class[j0 + cols - 1] == xj.q_class[0]) continue;
+    kProduceX(xj, j0, keys_x);
+    for (int k = 0; k < job.n_pivots; ++k) kProducePivot(job.pivot[k], j0, keys_p[k]);
+    for (int64_t i = 0; i < xj.n_q; ++i) {
+      double sq[kTileT], bound[kTileT];
+      for (int c = 0; c < kTileT; ++c) {
+        sq[c] = Codec::value(keys_x[i * kTileT + c]) * job.x_lo;
+        bound[c] = -INFINITY;
+      }
+      for (int k = 0; k < job.n_pivots; ++k) {
+        const double pivot_sq = job.pivot_sq_dist[i * job.n_pivots + k];
+        const Key* kp = keys_p[k] + i * kTileT;
+        for (int c = 0; c < kTileT; ++c) {
+          // Screened float values lose their last bits in sq * x_lo and in the subtraction.
+          const double slack = Codec::kExact ? 0.0 : 0x1p-51 * (sq[c] + pivot_sq);
+          const double num = sq[c] - pivot_sq - slack;
+          const double norm = Codec::value(kp[c]) * job.pivot_hi;
+          const double den = 2.0 * (kDual == kL2 ? std::sqrt(norm) : norm);
+          // den = 0: t equals the pivot, whose bisector is everything; 0 is a valid lower bound.
+          const double b = den > 0.0 ? num / den : 0.0;
+          bound[c] = bound[c] > b ? bound[c] : b;
+        }
+      }
+      const int32_t y = xj.q_class[i];
+      double best = job.best[i];
+      int64_t best_pos = job.best_pos[i];
+      for (int c = 0; c < cols; ++c) {
+        if (t_class[j0 + c] == y) continue;
+        const double b = bound[c] > 0.0 ? bound[c] * kRoundDown : bound[c] * (2.0 - kRoundDown);
+        if (b < best || (b == best && best_pos >= 0 && job.t_orig[j0 + c] < job.t_orig[best_pos])) {
+          best = b;
+          best_pos = j0 + c;
+        }
+      }
+      job.best[i] = best;
+      job.best_pos[i] = best_pos;
     }
+  }
 }
 
 }  // namespace
 
 const KernelTable& kernel_table() {
+  using U8 = U8Codec;
+  using F32 = F32Codec;
+  using F64 = F64Codec;
   static const KernelTable table = {
       NNM_STR(NNM_ISA),
       {
-          {scan_u8_l2, scan<U8Codec, tile_rows<uint8_t, U8Codec, kL1>>,
-           scan<U8Codec, tile_rows<uint8_t, U8Codec, kLinf>>},
-          {scan<F32Codec, tile_rows<float, F32Codec, kL2>>, scan<F32Codec, tile_rows<float, F32Codec, kL1>>,
-           scan<F32Codec, tile_rows<float, F32Codec, kLinf>>},
-          {scan<F64Codec, tile_rows<double, F64Codec, kL2>>, scan<F64Codec, tile_rows<double, F64Codec, kL1>>,
-           scan<F64Codec, tile_rows<double, F64Codec, kLinf>>},
+          {scan<U8, produce_u8_l2>, scan<U8, produce_rows<uint8_t, U8, kL1>>,
+           scan<U8, produce_rows<uint8_t, U8, kLinf>>},
+          {scan<F32, produce_rows<float, F32, kL2>>, scan<F32, produce_rows<float, F32, kL1>>,
+           scan<F32, produce_rows<float, F32, kLinf>>},
+          {scan<F64, produce_rows<double, F64, kL2>>, scan<F64, produce_rows<double, F64, kL1>>,
+           scan<F64, produce_rows<double, F64, kLinf>>},
+      },
+      {
+          {bisect<U8, produce_u8_l2, produce_u8_l2, kL2>,
+           bisect<U8, produce_u8_l2, produce_rows<uint8_t, U8, kL1>, kL1>,
+           bisect<U8, produce_u8_l2, produce_rows<uint8_t, U8, kLinf>, kLinf>},
+          {bisect<F32, produce_rows<float, F32, kL2>, produce_rows<float, F32, kL2>, kL2>,
+           bisect<F32, produce_rows<float, F32, kL2>, produce_rows<float, F32, kL1>, kL1>,
+           bisect<F32, produce_rows<float, F32, kL2>, produce_rows<float, F32, kLinf>, kLinf>},
+          {bisect<F64, produce_rows<double, F64, kL2>, produce_rows<double, F64, kL2>, kL2>,
+           bisect<F64, produce_rows<double, F64, kL2>, produce_rows<double, F64, kL1>, kL1>,
+           bisect<F64, produce_rows<double, F64, kL2>, produce_rows<double, F64, kLinf>, kLinf>},
       }};
   return table;
 }

@@ -1,17 +1,29 @@
-"""``certify``: exact nearest same-class / other-class neighbours and the 1NN margin certificate."""
+"""``certify``: exact nearest same-class / other-class neighbours and certified radii of the 1NN."""
 from __future__ import annotations
 
 import time
+from typing import NamedTuple
 
 import numpy as np
 
 from . import _core
 from ._validate import as_labels, as_metric, as_num_threads
+from .bounds import as_norm, bisector_bound, norm_factor
 from .result import CertifyResult
 from .trainset import TrainSet
 
 _DEVICES = ("auto", "cpu", "cuda")
+BOUNDS = ("margin", "bisector", "exact")
 _U = 2.0**-53  # float64 unit roundoff
+
+
+class RawNeighbours(NamedTuple):
+    """Kernel output, each (n,): exact values (squared for l2; uint8 in integer steps) and indices."""
+
+    value_same: np.ndarray
+    idx_same: np.ndarray
+    value_other: np.ndarray
+    idx_other: np.ndarray
 
 
 def _as_trainset(train) -> TrainSet:
@@ -50,6 +62,9 @@ def certify(
     train,
     *,
     metric: str = "l2",
+    bound: str = "margin",
+    norm: str | None = None,
+    pivots: int = 1,
     scale: float | None = None,
     leave_one_out: bool = False,
     num_threads: int | None = None,
@@ -67,7 +82,13 @@ def certify(
         y: (N,) integer labels of the queries.
         train: a :class:`TrainSet`, or a tuple ``(x_train, y_train)`` with x_train (M, ...) and
             y_train (M,). Reuse a TrainSet to prepare the training data once for many calls.
-        metric: "l2" (default), "l1" or "linf": the 1NN distance; ``radius`` is in this norm.
+        metric: "l2" (default), "l1" or "linf": the distance of the 1NN classifier.
+        bound: how ``radius`` is certified. "margin": (dist_other - dist_same) / 2, converted to
+            ``norm`` (valid for every metric). "bisector" (metric "l2" only): the distance to the
+            nearest bisector half-space of a same-class pivot and an other-class point, in ``norm``
+            (its dual norm is used), never below the margin bound; see :mod:`nnmargin.bounds`.
+        norm: the perturbation norm of ``radius``: "l2", "l1" or "linf" (default: the metric's).
+        pivots: same-class pivots per query for the bisector bound (1 to 3; more is tighter, slower).
         scale: units of one uint8 step (default 1/255: distances on the [0, 1] pixel scale). Only
             for uint8 input; float input is taken as given.
         leave_one_out: query i is training point i and ignores itself (x, y must equal the
@@ -81,10 +102,19 @@ def certify(
         A :class:`CertifyResult`. Indices refer to the training set's original order; ties are
         broken by the lowest training index. uint8 distances are exact (integer arithmetic); float
         distances are the float64 value of the exact nearest point (screened in the input precision,
-        close candidates re-checked in float64).
+        close candidates re-checked in float64). Radii are rounded down: they are proofs.
     """
     trainset = _as_trainset(train)
     metric = as_metric(metric)
+    norm = metric if norm is None else as_norm(norm)
+    if bound not in BOUNDS:
+        raise ValueError(f"bound must be one of {BOUNDS}, got {bound!r}")
+    if bound != "margin" and metric != "l2":
+        raise ValueError(f"bound={bound!r} is for the l2-metric 1NN (metric='l2'), got metric={metric!r}")
+    if bound == "exact":
+        raise NotImplementedError("bound='exact' arrives with nnmargin.exact")
+    if isinstance(pivots, bool) or not isinstance(pivots, (int, np.integer)) or not 1 <= pivots <= 3:
+        raise ValueError(f"pivots must be 1, 2 or 3, got {pivots!r}")
     queries = trainset.queries_like(x, "x")
     labels = as_labels(y, queries.shape[0], "y")
     threads = as_num_threads(num_threads)
@@ -95,51 +125,68 @@ def certify(
         scale = 1.0 / 255.0 if scale is None else float(scale)
         if not (np.isfinite(scale) and scale > 0):
             raise ValueError(f"scale must be a positive finite number, got {scale!r}")
-    skip = None
+    own_index = None
     if leave_one_out:
         if queries.shape != trainset.points.shape or not (
             np.array_equal(queries, trainset.points) and np.array_equal(labels, trainset.labels)
         ):
             raise ValueError("leave_one_out=True needs the queries (x, y) to be the training set itself")
-        skip = np.arange(queries.shape[0], dtype=np.int64)
+        own_index = np.arange(queries.shape[0], dtype=np.int64)
     run_on = _resolve_device(device)
+    if bound != "margin" and run_on != "cpu":
+        raise ValueError(f"bound={bound!r} runs on the CPU in this version; use device='cpu'")
     prepared = trainset.prepared(metric)
 
+    def search(q, lab, skip) -> RawNeighbours:
+        return RawNeighbours(*_core.search(prepared, q, trainset.class_ids(lab), skip, run_on, isa, threads))
+
     start = time.perf_counter()
-    value_same, idx_same, value_other, idx_other = _core.search(
-        prepared, queries, trainset.class_ids(labels), skip, run_on, isa, threads
-    )
-    seconds = time.perf_counter() - start
+    raw = search(queries, labels, own_index)
+    search_seconds = time.perf_counter() - start
 
     # Kernel values are squared for l2; uint8 values are integers in units of one intensity step.
+    unit = scale if is_uint8 else 1.0
     to_dist = np.sqrt if metric == "l2" else (lambda v: v)
-    dist_same = to_dist(value_same) * (scale if is_uint8 else 1.0)
-    dist_other = to_dist(value_other) * (scale if is_uint8 else 1.0)
+    dist_same = to_dist(raw.value_same) * unit
+    dist_other = to_dist(raw.value_other) * unit
     # Relative error of a reported distance against the real-number one: a few roundings (sqrt,
     # scale) for exact integers; for floats also the float64 sum over D terms.
     rel_err = 8 * _U if is_uint8 else (trainset.dim + 8) * _U
 
-    train_labels = trainset.labels
-    same_wins = (dist_same < dist_other) | ((dist_same == dist_other) & (idx_same < idx_other))
-    same_wins &= idx_same >= 0
-    pred = np.where(same_wins, labels, train_labels[np.maximum(idx_other, 0)])
-    pred = np.where((idx_same < 0) & (idx_other < 0), -1, pred)
+    same_wins = (dist_same < dist_other) | ((dist_same == dist_other) & (raw.idx_same < raw.idx_other))
+    same_wins &= raw.idx_same >= 0
+    pred = np.where(same_wins, labels, trainset.labels[np.maximum(raw.idx_other, 0)])
+    pred = np.where((raw.idx_same < 0) & (raw.idx_other < 0), -1, pred)
     correct = pred == labels
-    radius = np.where(correct, sound_half_margin(dist_same, dist_other, rel_err), 0.0)
+    margin = sound_half_margin(dist_same, dist_other, rel_err)
+    radius = np.where(correct, margin / norm_factor(metric, norm, trainset.dim) * (1 - 4 * _U), 0.0)
+    info = {"device": run_on, "dtype": str(trainset.dtype), "bound": bound, "norm": norm}
+
+    if bound == "bisector":
+        start = time.perf_counter()
+        sel = np.flatnonzero(correct & (raw.idx_other >= 0))
+        sub = RawNeighbours(*(a[sel] for a in raw))
+        b_raw, b_idx = bisector_bound(trainset, queries[sel], labels[sel], sub, norm, pivots, search, isa,
+                                      threads, None if own_index is None else own_index[sel])
+        radius[sel] = np.maximum(radius[sel], b_raw * unit * (1 - 4 * _U))
+        info["bound_index"] = np.full(len(labels), -1, dtype=np.int64)
+        info["bound_index"][sel] = b_idx
+        info["bound_seconds"] = time.perf_counter() - start
+        info["pivots"] = int(pivots)
 
     return CertifyResult(
         labels=labels,
         pred=pred.astype(np.int64),
         correct=correct,
         dist_same=dist_same,
-        idx_same=idx_same,
+        idx_same=raw.idx_same,
         dist_other=dist_other,
-        idx_other=idx_other,
+        idx_other=raw.idx_other,
         radius=radius,
         metric=metric,
         scale=scale if is_uint8 else None,
         n_train=trainset.n_points,
-        seconds=seconds,
+        seconds=search_seconds,
         leave_one_out=leave_one_out,
-        info={"device": run_on, "dtype": str(trainset.dtype)},
+        info=info,
     )

@@ -1,0 +1,72 @@
+// How the CPU drivers split a search into tasks (query blocks x training chunks) and run them.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <exception>
+
+#include "scan_common.h"
+#include "train_layout.h"
+
+namespace nnm::cpu {
+
+// Bytes of queries and of training points a task keeps hot; both fit the 1-2 MB L2 of current cores.
+constexpr int64_t kQueryBlockBytes = 192 << 10;
+constexpr int64_t kTrainBlockBytes = 512 << 10;
+
+struct TaskGrid {
+  int64_t n = 0;                // queries
+  int64_t q_block = 0;          // queries per task (multiple of kTileQ, <= kMaxJobQueries)
+  int64_t t_block = 0;          // training points per kernel call (multiple of kTileT)
+  int64_t n_qb = 0, n_tc = 0;   // query blocks, training chunks
+  int64_t tiles_per_chunk = 0;
+  int64_t m_padded = 0;
+
+  int64_t tasks() const { return n_qb * n_tc; }
+  int64_t query_block(int64_t task) const { return task / n_tc; }
+  int64_t train_chunk(int64_t task) const { return task % n_tc; }
+  int64_t q_begin(int64_t task) const { return query_block(task) * q_block; }
+  int64_t q_count(int64_t task) const { return std::min(q_block, n - q_begin(task)); }
+  int64_t t_begin(int64_t task) const { return train_chunk(task) * tiles_per_chunk * kTileT; }
+  int64_t t_end(int64_t task) const { return std::min(m_padded, t_begin(task) + tiles_per_chunk * kTileT); }
+};
+
+// Few query blocks (a handful of queries) also split the training points, so every thread works;
+// results of the chunks are merged afterwards under a total order, independent of the split.
+inline TaskGrid make_task_grid(const TrainLayout& train, int64_t n, int num_threads) {
+  TaskGrid g;
+  const int64_t row_bytes = train.dim_padded * static_cast<int64_t>(element_size(train.dtype));
+  g.n = n;
+  g.m_padded = train.m_padded;
+  g.q_block = std::clamp<int64_t>(kQueryBlockBytes / row_bytes / kTileQ * kTileQ, kTileQ, kMaxJobQueries);
+  g.t_block = std::clamp<int64_t>(kTrainBlockBytes / row_bytes / kTileT * kTileT, kTileT, int64_t(1) << 20);
+  g.n_qb = (n + g.q_block - 1) / g.q_block;
+  const int64_t t_tiles = train.m_padded / kTileT;
+  const int64_t want_tasks = 4 * static_cast<int64_t>(num_threads);
+  g.n_tc = std::clamp<int64_t>((want_tasks + g.n_qb - 1) / g.n_qb, 1, t_tiles);
+  g.tiles_per_chunk = (t_tiles + g.n_tc - 1) / g.n_tc;
+  return g;
+}
+
+// Run body(state, task) for every task on num_threads threads, one default-constructed State per
+// thread (its reusable buffers). The first exception thrown by any task is rethrown here.
+template <class State, class Body>
+void for_each_task(int64_t n_tasks, int num_threads, Body&& body) {
+  std::exception_ptr error;
+#pragma omp parallel num_threads(num_threads)
+  {
+    State state;
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t task = 0; task < n_tasks; ++task) {
+      try {
+        body(state, task);
+      } catch (...) {
+#pragma omp critical(nnm_task_error)
+        if (!error) error = std::current_exception();
+      }
+    }
+  }
+  if (error) std::rethrow_exception(error);
+}
+
+}  // namespace nnm::cpu

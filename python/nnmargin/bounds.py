@@ -1,0 +1,96 @@
+"""Certified radii of the 1NN classifier beyond the margin: norm conversions and the bisector bound.
+
+Notation: x a query of class y classified correctly, p its nearest same-class training point, t any
+other-class training point. A perturbed x + delta can only take t's class if it is closer to t
+than to every same-class point, in particular than to each pivot p_k, i.e. it crosses the
+bisector hyperplane of (p_k, t). The distance of x to that half-space in the perturbation norm is
+(|x - t|^2 - |x - p_k|^2) / (2 ||t - p_k||_*), with ||.||_* the dual norm; hence
+
+    radius(x) >= min_t max_k (|x - t|^2 - |x - p_k|^2) / (2 ||t - p_k||_*).
+
+With p_1 = p this is never below the margin bound (|x-t| - |x-p|) / 2 (as |t - p| <= |x-t| + |x-p|).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import _core
+
+NORMS = ("l2", "l1", "linf")
+_P = {"l1": 1.0, "l2": 2.0, "linf": math.inf}
+# The dual norm of each perturbation norm, as the metric code of the training layout to search.
+_DUAL = {"l2": "l2", "linf": "l1", "l1": "linf"}
+_U = 2.0**-53
+
+
+def as_norm(norm) -> str:
+    key = str(norm).lower().replace("_", "").replace("inf", "inf")
+    key = {"2": "l2", "1": "l1", "inf": "linf"}.get(key, key)
+    if key not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    return key
+
+
+def norm_factor(metric: str, norm: str, dim: int) -> float:
+    """c >= 1 with ||d||_metric <= c ||d||_norm for every d in R^dim, rounded up.
+
+    A radius r certified in the metric's norm then certifies r / c in ``norm``:
+    ||d||_p <= dim^(1/p - 1/q) ||d||_q for p < q, and ||d||_p <= ||d||_q for p >= q.
+    """
+    p, q = _P[metric], _P[norm]
+    if p >= q:
+        return 1.0
+    exponent = 1.0 / p - (0.0 if math.isinf(q) else 1.0 / q)
+    return float(np.nextafter(dim**exponent * (1 + 4 * _U), math.inf))
+
+
+def choose_pivots(trainset, queries, labels, base, n_pivots, search, own_index=None) -> np.ndarray:
+    """(n, n_pivots) training indices of same-class pivots for each query.
+
+    1. the nearest same-class point p (from ``base``);
+    2. the nearest same-class point to the query's nearest other-class point t: the point of class
+       y that best separates x from the direction of its closest threat;
+    3. the second-nearest same-class point.
+    ``search(queries, labels, skip)`` runs the nearest same/other search and returns its raw result.
+    With leave-one-out, ``own_index`` (n,) is each query's own training index, which is not part of
+    its classifier and so cannot be a pivot (the third pivot is then not used). Missing pivots (a
+    class with one point) repeat p.
+    """
+    pivots = [base.idx_same]
+    if n_pivots >= 2:
+        threat = trainset.points[base.idx_other]
+        pivots.append(search(threat, labels, own_index).idx_same)
+    if n_pivots >= 3 and own_index is None:
+        pivots.append(search(queries, labels, base.idx_same).idx_same)
+    out = np.stack(pivots[:n_pivots], axis=1)
+    return np.where(out >= 0, out, base.idx_same[:, None])
+
+
+def squared_distances(queries: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """(n, k) |x_i - rows[i, k]|^2, exact for uint8 (integers) and float64 otherwise."""
+    wide = np.int64 if queries.dtype == np.uint8 else np.float64
+    diff = rows.astype(wide) - queries[:, None, :].astype(wide)
+    return (diff * diff).sum(axis=-1).astype(np.float64)
+
+
+def bisector_bound(trainset, queries, labels, base, norm, n_pivots, search, isa, threads, own_index=None):
+    """Bisector lower bound of the radius in ``norm`` for each query, in kernel units.
+
+    Returns (bound (n,), index (n,)): the bound, rounded down, and the other-class training point
+    attaining it (-1 when none). Only meaningful for correctly classified queries.
+    """
+    pivot_idx = choose_pivots(trainset, queries, labels, base, n_pivots, search, own_index)
+    pivot_rows = np.ascontiguousarray(trainset.points[pivot_idx])  # (n, k, D)
+    pivot_sq = squared_distances(queries, pivot_rows)
+    return _core.bisector(
+        trainset.prepared("l2"),
+        trainset.prepared(_DUAL[norm]),
+        queries,
+        trainset.class_ids(labels),
+        pivot_rows,
+        pivot_sq,
+        isa,
+        threads,
+    )
