@@ -6,7 +6,8 @@ import numpy as np
 
 def pairwise_distances(x: np.ndarray, t: np.ndarray, metric: str) -> np.ndarray:
     """(N, M) float64 distances between rows of x (N, D) and t (M, D), in the metric's own norm."""
-    diff = x.reshape(len(x), 1, -1).astype(np.float64) - t.reshape(1, len(t), -1).astype(np.float64)
+    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1) if len(x) else np.zeros((0, np.shape(t)[1]))
+    diff = x[:, None, :] - np.asarray(t, dtype=np.float64).reshape(len(t), -1)[None, :, :]
     if metric == "l2":
         return np.sqrt((diff * diff).sum(axis=-1))
     if metric == "l1":

@@ -9,12 +9,13 @@ from __future__ import annotations
 import importlib
 
 from . import _core
+from .adversarial import AttackResult, attack_1nn
 from .certify import certify
 from .result import CertifyResult
 from .trainset import TrainSet
 
 __version__ = "0.1.0"
-__all__ = ["certify", "CertifyResult", "TrainSet", "cpu_isas", "cuda_available", "datasets", "__version__"]
+__all__ = ["certify", "attack_1nn", "AttackResult", "CertifyResult", "TrainSet", "cpu_isas", "cuda_available", "datasets", "__version__"]
 
 
 def cpu_isas() -> list:

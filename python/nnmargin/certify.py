@@ -70,6 +70,7 @@ def certify(
     num_threads: int | None = None,
     device: str = "cpu",
     isa: str = "auto",
+    box=None,
 ) -> CertifyResult:
     """Certify the 1-nearest-neighbour classifier on queries ``(x, y)``.
 
@@ -87,6 +88,9 @@ def certify(
             ``norm`` (valid for every metric). "bisector" (metric "l2" only): the distance to the
             nearest bisector half-space of a same-class pivot and an other-class point, in ``norm``
             (its dual norm is used), never below the margin bound; see :mod:`nnmargin.bounds`.
+            "exact" (metric "l2" only): the minimal perturbation that changes the prediction, from
+            a QP (l2) or LP (linf, l1) per screened Voronoi cell (needs scipy); ``adversarial``
+            then holds the minimal adversarial examples; see :mod:`nnmargin.exact`.
         norm: the perturbation norm of ``radius``: "l2", "l1" or "linf" (default: the metric's).
         pivots: same-class pivots per query for the bisector bound (1 to 3; more is tighter, slower).
         scale: units of one uint8 step (default 1/255: distances on the [0, 1] pixel scale). Only
@@ -97,6 +101,9 @@ def certify(
         num_threads: CPU threads (default: all cores).
         device: "cpu", "cuda" or "auto" (CUDA when a GPU and a CUDA build are present).
         isa: CPU kernel variant, "auto" or one of :func:`nnmargin.cpu_isas` (for tests/benchmarks).
+        box: for bound="exact", keep perturbed points in a box: True for the valid image domain
+            [0, 255 * scale] of uint8 data, or (lo, hi) in the data's units. The margin and bisector
+            bounds ignore it (they stay sound: a box only makes attacks harder).
 
     Returns:
         A :class:`CertifyResult`. Indices refer to the training set's original order; ties are
@@ -111,8 +118,8 @@ def certify(
         raise ValueError(f"bound must be one of {BOUNDS}, got {bound!r}")
     if bound != "margin" and metric != "l2":
         raise ValueError(f"bound={bound!r} is for the l2-metric 1NN (metric='l2'), got metric={metric!r}")
-    if bound == "exact":
-        raise NotImplementedError("bound='exact' arrives with nnmargin.exact")
+    if bound == "exact" and leave_one_out:
+        raise ValueError("bound='exact' does not support leave_one_out yet")
     if isinstance(pivots, bool) or not isinstance(pivots, (int, np.integer)) or not 1 <= pivots <= 3:
         raise ValueError(f"pivots must be 1, 2 or 3, got {pivots!r}")
     queries = trainset.queries_like(x, "x")
@@ -162,17 +169,29 @@ def certify(
     radius = np.where(correct, margin / norm_factor(metric, norm, trainset.dim) * (1 - 4 * _U), 0.0)
     info = {"device": run_on, "dtype": str(trainset.dtype), "bound": bound, "norm": norm}
 
-    if bound == "bisector":
+    target_index = None
+    adversarial = None
+    if bound in ("bisector", "exact"):
         start = time.perf_counter()
         sel = np.flatnonzero(correct & (raw.idx_other >= 0))
         sub = RawNeighbours(*(a[sel] for a in raw))
         b_raw, b_idx = bisector_bound(trainset, queries[sel], labels[sel], sub, norm, pivots, search, isa,
                                       threads, None if own_index is None else own_index[sel])
         radius[sel] = np.maximum(radius[sel], b_raw * unit * (1 - 4 * _U))
-        info["bound_index"] = np.full(len(labels), -1, dtype=np.int64)
-        info["bound_index"][sel] = b_idx
-        info["bound_seconds"] = time.perf_counter() - start
+        target_index = np.full(len(labels), -1, dtype=np.int64)
+        target_index[sel] = b_idx
+        info["bisector_seconds"] = time.perf_counter() - start
         info["pivots"] = int(pivots)
+    if bound == "exact":
+        start = time.perf_counter()
+        solution, adversarial = exact_with_examples(trainset, queries, labels, raw.idx_same, correct, norm, unit,
+                                                    _as_box(box, is_uint8, unit))
+        # the solvers are accurate to ~1e-9 relative: shade by 1e-8 so the radius stays a proof
+        radius = np.where(correct, np.maximum(radius, solution.radius * (1 - 1e-8)), 0.0)
+        target_index = np.where(solution.target >= 0, solution.target, target_index)
+        info["exact_seconds"] = time.perf_counter() - start
+        info["programs_solved"] = int(solution.programs.sum())
+        info["cells_screened"] = int(solution.candidates.sum())
 
     return CertifyResult(
         labels=labels,
@@ -188,5 +207,43 @@ def certify(
         n_train=trainset.n_points,
         seconds=search_seconds,
         leave_one_out=leave_one_out,
+        bound=bound,
+        norm=norm,
+        target_index=target_index,
+        adversarial=adversarial,
         info=info,
     )
+
+
+def _as_box(box, is_uint8: bool, unit: float):
+    """(lo, hi) in the data's units, or None."""
+    if box is None or box is False:
+        return None
+    if box is True:
+        if not is_uint8:
+            raise ValueError("box=True means [0, 255 * scale] for uint8 data; give (lo, hi) for float data")
+        return (0.0, 255.0 * unit)
+    try:
+        lo, hi = (float(v) for v in box)
+    except (TypeError, ValueError):
+        raise ValueError(f"box must be True or a pair (lo, hi), got {box!r}") from None
+    if not lo < hi:
+        raise ValueError(f"box needs lo < hi, got {box!r}")
+    return (lo, hi)
+
+
+def exact_with_examples(trainset, queries, labels, idx_same, correct, norm, unit, box):
+    """Exact radii plus verified minimal adversarial examples (n, D) for the queries."""
+    from .adversarial import boundary_to_adversarial
+    from .exact import _Problem, exact_radii
+
+    problem = _Problem(trainset.points, trainset.labels, unit)
+    solution = exact_radii(trainset.points, trainset.labels, queries, labels, idx_same, correct, norm=norm,
+                           unit=unit, box=box, problem=problem)
+    xs = queries.astype(np.float64) * unit
+    examples = np.full(xs.shape, np.nan)
+    for i in np.flatnonzero(solution.target >= 0):
+        adv = boundary_to_adversarial(problem, xs[i], labels[i], xs[i] + solution.delta[i], solution.target[i], box)
+        if adv is not None:
+            examples[i] = adv
+    return solution, examples

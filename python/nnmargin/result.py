@@ -37,6 +37,13 @@ class CertifyResult:
         n_train: number of training points.
         seconds: wall time of the nearest-neighbour search.
         leave_one_out: whether query i ignored training point i.
+        bound: "margin", "bisector" or "exact": how ``radius`` was certified.
+        norm: the perturbation norm of ``radius``.
+        target_index: (N,) int64 other-class training point whose cell is closest (bisector:
+            the point attaining the bound; exact: the cell the minimal perturbation enters), -1
+            when not computed.
+        adversarial: (N, D) float64 minimal adversarial examples for bound="exact" (in the data's
+            units; verified misclassified by an exact 1NN), nan rows where none; else None.
     """
 
     labels: np.ndarray
@@ -52,6 +59,10 @@ class CertifyResult:
     n_train: int = 0
     seconds: float = 0.0
     leave_one_out: bool = False
+    bound: str = "margin"
+    norm: str = "l2"
+    target_index: np.ndarray | None = None
+    adversarial: np.ndarray | None = None
     info: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -85,6 +96,7 @@ class CertifyResult:
         lines = [
             f"1NN certificates: {len(self)} queries, {self.n_train} training points, metric {self.metric}{unit}"
             + (", leave-one-out" if self.leave_one_out else ""),
+            f"  bound {self.bound}, radius in the {self.norm} norm",
             f"  clean accuracy              {100 * self.accuracy:7.2f} %",
         ]
         for e in np.atleast_1d(np.asarray(eps, dtype=np.float64)):
@@ -104,12 +116,16 @@ class CertifyResult:
             "n_queries": len(self),
             "n_train": self.n_train,
             "leave_one_out": self.leave_one_out,
+            "bound": self.bound,
+            "norm": self.norm,
             "accuracy": self.accuracy,
             "robust_accuracy": {str(e): self.robust_accuracy(e) for e in eps_list},
             "seconds": self.seconds,
             **self.info,
         }
         if arrays:
+            if self.target_index is not None:
+                out["target_index"] = self.target_index.tolist()
             for name in _ARRAYS:
                 values = getattr(self, name)
                 # JSON has no inf: an absent neighbour is written as null.

@@ -1,0 +1,202 @@
+"""Exact minimal adversarial perturbations of the l2-metric 1NN classifier.
+
+A query x of class y, classified correctly, changes class exactly when x + delta enters a cell
+C_t = {z : |z - t| <= |z - p| for every training point p of class y} of some other-class point t.
+The robust radius in a norm ||.|| is therefore
+
+    r(x) = min over other-class t of  min { ||delta|| : x + delta in C_t  (and in the box) },
+
+a quadratic program for l2 and a linear program for linf and l1, each with one half-space per
+same-class point. Two things keep this fast:
+
+* screening: the bisector bounds LB_t <= (inner minimum) order the t; solving stops once the next
+  LB_t is above the best value found, so only a few programs are solved;
+* constraint generation: a program starts with the nearest same-class point as its only
+  constraint; the most violated constraint at a solution z is the same-class point nearest to z,
+  so it is added until none is violated (then z is optimal for the full program).
+
+l2 programs are least-distance problems solved exactly by NNLS (Lawson & Hanson, Solving Least
+Squares Problems, 1974, ch. 23); linf / l1 programs by HiGHS through scipy.optimize.linprog.
+Requires scipy.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+_ORD = {"l2": 2, "linf": np.inf, "l1": 1}
+_DUAL_ORD = {"l2": 2, "linf": 1, "l1": np.inf}
+_MAX_ROUNDS = 500      # constraint-generation rounds per program (each adds >= 1 constraint)
+_ADD_PER_ROUND = 8     # most violated same-class points added per round
+_FEAS_TOL = 1e-10      # relative violation accepted as feasible
+
+
+@dataclass
+class ExactSolution:
+    """Per-query exact radii. Arrays are (n,) unless noted; units are the data's (scaled) units."""
+
+    radius: np.ndarray        # minimal perturbation norm (inf without other classes, 0 if wrong)
+    target: np.ndarray        # training index t of the cell reached, -1 when none
+    delta: np.ndarray         # (n, D) minimal perturbation (boundary point x + delta), nan when none
+    programs: np.ndarray      # QPs / LPs solved per query after screening
+    candidates: np.ndarray    # other-class points per query before screening
+
+
+class _Problem:
+    """The training data of one certify call in float64 user units, grouped by class."""
+
+    def __init__(self, points: np.ndarray, labels: np.ndarray, unit: float):
+        self.points = points.astype(np.float64) * unit      # (M, D)
+        self.labels = labels
+        self.sq_norms = np.einsum("ij,ij->i", self.points, self.points)
+        self.by_class = {c: np.flatnonzero(labels == c) for c in np.unique(labels)}
+
+    def nearest_of_class(self, z: np.ndarray, cls, k: int):
+        """Indices of the k points of class cls nearest to z, nearest first (ties: lowest index)."""
+        idx = self.by_class[cls]
+        d2 = self.sq_norms[idx] - 2.0 * (self.points[idx] @ z)
+        k = min(k, len(idx))
+        part = np.argpartition(d2, k - 1)[:k] if k < len(idx) else np.arange(len(idx))
+        return idx[part[np.lexsort((idx[part], d2[part]))]]
+
+
+def _least_distance(x, a_rows, b, box):
+    """argmin ||z - x||_2 s.t. a_rows z <= b (and box), via the LDP/NNLS reduction."""
+    from scipy.optimize import nnls
+
+    a, rhs = a_rows, b
+    if box is not None:
+        lo, hi, coords_lo, coords_hi = box
+        eye = np.eye(len(x))
+        a = np.vstack([a, -eye[coords_lo], eye[coords_hi]])
+        rhs = np.concatenate([rhs, -np.full(len(coords_lo), lo), np.full(len(coords_hi), hi)])
+    # delta = z - x satisfies G delta >= h with G = -a, h = a x - rhs: min ||delta|| (LDP).
+    g, h = -a, a @ x - rhs
+    if (h <= 0).all():
+        return x.copy()
+    e = np.vstack([g.T, h[None, :]])
+    f = np.zeros(len(x) + 1)
+    f[-1] = 1.0
+    u, _ = nnls(e, f, maxiter=50 * e.shape[1] + 100)
+    r = e @ u - f
+    if abs(r[-1]) < 1e-300:
+        raise RuntimeError("LDP infeasible: a cell of the 1NN classifier came out empty")
+    return x - r[:-1] / r[-1]
+
+
+def _min_norm_lp(x, a_rows, b, box, norm):
+    """argmin ||z - x||_norm (linf or l1) s.t. a_rows z <= b and box, as a linear program."""
+    from scipy import sparse
+    from scipy.optimize import linprog
+
+    d = len(x)
+    rhs = b - a_rows @ x  # constraints on delta
+    eye = sparse.identity(d, format="csr")
+    if norm == "linf":  # variables (delta, s): min s, -s <= delta_i <= s
+        c = np.zeros(d + 1)
+        c[-1] = 1.0
+        ones = sparse.csr_matrix(np.ones((d, 1)))
+        a_ub = sparse.vstack([sparse.hstack([eye, -ones]), sparse.hstack([-eye, -ones]),
+                              sparse.hstack([sparse.csr_matrix(a_rows), sparse.csr_matrix((len(b), 1))])])
+        bounds = [(None, None)] * d + [(0, None)]
+    else:  # l1: variables (delta, u): min sum u, -u <= delta <= u
+        c = np.concatenate([np.zeros(d), np.ones(d)])
+        a_ub = sparse.vstack([sparse.hstack([eye, -eye]), sparse.hstack([-eye, -eye]),
+                              sparse.hstack([sparse.csr_matrix(a_rows), sparse.csr_matrix((len(b), d))])])
+        bounds = [(None, None)] * d + [(0, None)] * d
+    b_ub = np.concatenate([np.zeros(2 * d), rhs])
+    if box is not None:
+        lo, hi = box[0], box[1]
+        bounds[:d] = [(lo - xi, hi - xi) for xi in x]
+    res = linprog(c, A_ub=a_ub.tocsr(), b_ub=b_ub, bounds=bounds, method="highs",
+                  options={"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10})
+    if res.status != 0:
+        raise RuntimeError(f"linear program failed: {res.message}")
+    return x + res.x[:d]
+
+
+def _cell_distance(problem: _Problem, x, cls, t_idx, norm, box):
+    """min ||z - x||_norm over z in the cell of training point t_idx against class cls (+ box)."""
+    t = problem.points[t_idx]
+    t_sq = problem.sq_norms[t_idx]
+    active = list(problem.nearest_of_class(x, cls, 1))
+    box_lo, box_hi = [], []
+    for _ in range(_MAX_ROUNDS):
+        p = problem.points[active]
+        # |z - t|^2 <= |z - p|^2  <=>  2 (p - t) . z <= |p|^2 - |t|^2
+        a_rows, b = 2.0 * (p - t), problem.sq_norms[active] - t_sq
+        box_arg = None
+        if box is not None:
+            box_arg = (box[0], box[1], np.array(box_lo, dtype=int), np.array(box_hi, dtype=int))
+        z = _least_distance(x, a_rows, b, box_arg) if norm == "l2" else _min_norm_lp(x, a_rows, b, box, norm)
+        # the most violated constraints are the same-class points nearest to z
+        near = problem.nearest_of_class(z, cls, _ADD_PER_ROUND)
+        zt = np.sum((z - t) ** 2)
+        zp = np.sum((problem.points[near] - z) ** 2, axis=1)
+        new = [int(j) for j, v in zip(near, zp) if v < zt - _FEAS_TOL * max(zt, 1e-300) and j not in active]
+        box_changed = False
+        if box is not None and norm == "l2":  # the LPs carry the box as variable bounds already
+            lo_bad = [int(i) for i in np.flatnonzero(z < box[0] - 1e-12) if i not in box_lo]
+            hi_bad = [int(i) for i in np.flatnonzero(z > box[1] + 1e-12) if i not in box_hi]
+            box_lo, box_hi = box_lo + lo_bad, box_hi + hi_bad
+            box_changed = bool(lo_bad or hi_bad)
+        if not new and not box_changed:
+            delta = z - x
+            return float(np.linalg.norm(delta, ord=_ORD[norm])), delta
+        active += new
+    raise RuntimeError("constraint generation did not converge")
+
+
+def lower_bounds(problem: _Problem, x, pivot, others, norm) -> np.ndarray:
+    """Bisector bounds (|x-t|^2 - |x-p|^2) / (2 ||t-p||_dual) for every t in others (float64)."""
+    pts = problem.points[others]
+    p = problem.points[pivot]
+    num = np.sum((pts - x) ** 2, axis=1) - np.sum((p - x) ** 2)
+    den = 2.0 * np.linalg.norm(pts - p, ord=_DUAL_ORD[norm], axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / den, 0.0)
+
+
+def exact_radii(points, labels, queries, query_labels, idx_same, correct, *, norm="l2", unit=1.0,
+                box=None, upper=None, problem: _Problem | None = None) -> ExactSolution:
+    """Exact robust radius of each query (see module docstring).
+
+    Args:
+        points: (M, D) training points; labels: (M,) their classes.
+        queries: (n, D) queries; query_labels: (n,); idx_same: (n,) nearest same-class index;
+        correct: (n,) bool, whether the 1NN classifies the query correctly (else radius 0).
+        norm: "l2", "linf" or "l1"; unit: scale of the data (1/255 for uint8 pixels).
+        box: None or (lo, hi): perturbed points must stay in [lo, hi]^D (user units).
+        upper: optional (n,) known upper bounds (e.g. from an attack) that speed up screening.
+        problem: the training data already in float64 user units (built from points otherwise).
+    """
+    problem = problem if problem is not None else _Problem(points, labels, unit)
+    xs = queries.astype(np.float64) * unit
+    n, d = xs.shape
+    out = ExactSolution(np.zeros(n), np.full(n, -1), np.full((n, d), np.nan), np.zeros(n, int), np.zeros(n, int))
+    for i in range(n):
+        if not correct[i]:
+            continue
+        y = query_labels[i]
+        others = np.flatnonzero(labels != y)
+        if len(others) == 0:
+            out.radius[i] = np.inf
+            continue
+        lb = lower_bounds(problem, xs[i], idx_same[i], others, norm)
+        order = np.lexsort((others, lb))
+        best = np.inf if upper is None else float(upper[i]) * (1 + 1e-9)
+        best_t, best_delta = -1, None
+        out.candidates[i] = len(others)
+        for k in order:
+            if lb[k] * (1 - 1e-9) >= best:
+                break  # every remaining cell is provably farther than the best found
+            dist, delta = _cell_distance(problem, xs[i], y, others[k], norm, box)
+            out.programs[i] += 1
+            if dist < best or best_t < 0 and dist <= best:
+                best, best_t, best_delta = dist, others[k], delta
+        out.radius[i] = best
+        out.target[i] = best_t
+        if best_delta is not None:
+            out.delta[i] = best_delta
+    return out
