@@ -2,6 +2,7 @@
 
     nnmargin certify                          # embedded MNIST sample: no files, no network, ~1 s
     nnmargin certify --dataset mnist --classes 3 5 --eps 0.5 1 2 --out result.json
+    nnmargin certify --bound exact --norm linf --limit 100 --plot figures/
     nnmargin info                             # version, CPU kernels, CUDA, data directory
 
 ``main(argv)`` returns the exit code: 0 on success, 2 for a problem with the input (bad option,
@@ -159,6 +160,17 @@ def _add_certify_parser(subparsers) -> None:
     cert.add_argument("--metric", choices=METRICS, default="l2",
                       help="norm of the nearest-neighbour distance and of the perturbation (default: l2)")
     cert.add_argument("--eps", nargs="+", type=_eps_arg, metavar="EPS", help=EPS_HELP)
+    cert.add_argument("--bound", choices=("margin", "bisector", "exact"), default="margin",
+                      help="margin: (d_other - d_same)/2 (any metric); bisector: distance to the nearest "
+                           "bisector half-space, tighter (metric l2); exact: the minimal perturbation that "
+                           "changes the prediction, by QP/LP per Voronoi cell, with adversarial examples "
+                           "(metric l2; seconds per query on full MNIST) (default: margin)")
+    cert.add_argument("--norm", choices=METRICS, default=None,
+                      help="norm of the perturbation and of eps (default: the metric's)")
+    cert.add_argument("--pivots", type=int, choices=(1, 2, 3), default=1,
+                      help="same-class pivots of the bisector bound: more is tighter and slower (default: 1)")
+    cert.add_argument("--box", action="store_true",
+                      help="with --bound exact: perturbed images must stay valid pixels in [0, 1]")
 
     run = p.add_argument_group("execution")
     run.add_argument("--threads", type=_positive_int_arg, metavar="N", help="CPU threads (default: all cores)")
@@ -174,6 +186,9 @@ def _add_certify_parser(subparsers) -> None:
                      help="write one row per query: label, prediction, distances to the nearest same-class "
                           "and other-class training points, their indices in the training set used (for "
                           "--classes: the pair's training examples in file order), certified radius")
+    out.add_argument("--plot", metavar="DIR",
+                     help="write PNG figures to DIR: robust accuracy vs eps for the bounds and norms, "
+                          "histogram of radii, and (with --bound exact) adversarial examples")
     out.add_argument("--quiet", action="store_true",
                      help="print nothing on success (no progress bar, no table); use with --out / --csv")
     p.set_defaults(handler=run_certify)
@@ -208,6 +223,17 @@ def _check_certify_args(args) -> None:
     if args.leave_one_out and args.limit is not None:
         raise CliError("--limit cannot be combined with --leave-one-out: the leave-one-out queries "
                        "are the whole training set")
+    if args.bound != "margin" and args.metric != "l2":
+        raise CliError(f"--bound {args.bound} certifies the l2-metric 1NN: use --metric l2 "
+                       f"(with --norm for the perturbation norm)")
+    if args.bound == "exact" and args.leave_one_out:
+        raise CliError("--bound exact does not support --leave-one-out yet")
+    if args.box and args.bound != "exact":
+        raise CliError("--box applies to --bound exact (the other bounds hold with or without it)")
+    if args.bound != "margin" and args.device == "cuda":
+        raise CliError(f"--bound {args.bound} runs on the CPU in this version: use --device cpu")
+    if args.plot is not None and Path(args.plot).exists() and not Path(args.plot).is_dir():
+        raise CliError(f"--plot {args.plot}: exists and is not a directory")
     if args.device == "cuda" and not nnmargin.cuda_available():
         raise CliError("--device cuda: no CUDA device is usable by this nnmargin build "
                        "(see 'nnmargin info'); use --device cpu or auto")
@@ -300,15 +326,18 @@ def certify_problem(problem: Problem, args, progress: ProgressBar):
     trainset = nnmargin.TrainSet(problem.x_train, problem.y_train)
     trainset.prepared(args.metric)
     prepare_seconds = time.perf_counter() - start
-    options = dict(metric=args.metric, num_threads=args.threads, device=args.device)
+    options = dict(metric=args.metric, num_threads=args.threads, device=args.device, bound=args.bound,
+                   norm=args.norm, pivots=args.pivots, box=True if args.box else None)
     if args.leave_one_out:
         # Query i must be training point i, so the training set is searched in one call.
         result = nnmargin.certify(problem.x_query, problem.y_query, trainset, leave_one_out=True, **options)
         progress.update(len(result))
         return result, prepare_seconds
     parts = []
-    for begin in range(0, len(problem.y_query), args.chunk_size):
-        end = begin + args.chunk_size
+    # exact radii take a fraction of a second per query: small chunks keep the progress bar moving
+    chunk = min(args.chunk_size, 32) if args.bound == "exact" else args.chunk_size
+    for begin in range(0, len(problem.y_query), chunk):
+        end = begin + chunk
         parts.append(nnmargin.certify(problem.x_query[begin:end], problem.y_query[begin:end], trainset, **options))
         progress.update(len(parts[-1]))
     return combine_results(parts), prepare_seconds
@@ -352,10 +381,11 @@ def format_report(problem: Problem, cert, eps: Sequence[float], timings: dict, a
         f"  classes     {_classes_text(problem)}",
         f"  training    {cert.n_train} points (train split)",
         f"  queries     {_queries_text(problem, cert, args)}",
-        f"  metric      {cert.metric} (distances, radii and eps in this norm, pixels scaled to [0, 1])",
+        f"  metric      {cert.metric} (distances in this norm, pixels scaled to [0, 1])",
+        f"  bound       {cert.bound}, radii and eps in the {cert.norm} norm",
         f"  device      {device}" + (f" ({threads})" if device == "cpu" else ""),
         "",
-        f"  {'eps (' + cert.metric + ')':<11}  certified robust accuracy",
+        f"  {'eps (' + cert.norm + ')':<11}  {'exact' if cert.bound == 'exact' else 'certified'} robust accuracy",
         _accuracy_row("0 (clean)", cert.accuracy, n),
     ]
     accuracies = np.atleast_1d(cert.robust_accuracy(np.asarray(eps, dtype=np.float64)))
@@ -400,12 +430,43 @@ def _write_outputs(problem: Problem, cert, eps, timings, args, argv) -> List[str
     return written
 
 
+def write_figures(problem: Problem, cert, args) -> List[str]:
+    """--plot: robust accuracy vs eps (margin and bisector in each norm, plus this run's bound),
+    histogram of this run's radii, and adversarial examples when the run has them."""
+    from nnmargin import plots
+
+    folder = Path(args.plot)
+    folder.mkdir(parents=True, exist_ok=True)
+    trainset = nnmargin.TrainSet(problem.x_train, problem.y_train)
+    curves = {}
+    for norm in ("l2", "linf", "l1"):
+        lines = {"margin": None, "bisector": None} if args.metric == "l2" else {"margin": None}
+        for bound in lines:
+            c = nnmargin.certify(problem.x_query, problem.y_query, trainset, metric=args.metric, bound=bound,
+                                 norm=norm, num_threads=args.threads)
+            lines[bound] = (c.radius, c.correct)
+        if norm == cert.norm:
+            lines[cert.bound] = (cert.radius, cert.correct)
+        curves[norm] = lines
+    title = f"{problem.dataset} {_classes_text(problem)}, {len(cert)} {problem.split} queries"
+    paths = [folder / "robust_accuracy.png", folder / "radius_histogram.png"]
+    plots.plot_robust_accuracy(curves, paths[0], title=title)
+    plots.plot_radius_histogram(cert.radius, cert.correct, cert.norm, paths[1], title=f"{cert.bound} radii, {title}")
+    if cert.adversarial is not None:
+        paths.append(folder / "adversarial_examples.png")
+        originals = problem.x_query.reshape(len(cert), -1) / 255.0
+        captions = [f"r={r:.3g}" for r in cert.radius]
+        plots.plot_adversarial_examples(originals, cert.adversarial, problem.x_query.shape[1:], paths[2],
+                                        captions=captions)
+    return [str(p) for p in paths]
+
+
 # --------------------------------------------------------------------------- commands
 
 def run_certify(args, argv) -> int:
     """``nnmargin certify``: load, certify (chunked, with progress), report, write outputs."""
     _check_certify_args(args)
-    eps = list(args.eps) if args.eps else list(DEFAULT_EPS[args.metric])
+    eps = list(args.eps) if args.eps else list(DEFAULT_EPS[args.norm or args.metric])
     start = time.perf_counter()
     problem = load_problem(args)
     with ProgressBar(len(problem.y_query), label="certify",
@@ -414,6 +475,8 @@ def run_certify(args, argv) -> int:
     timings = {"load_s": problem.load_seconds, "prepare_s": prepare_seconds, "search_s": cert.seconds,
                "total_s": time.perf_counter() - start}
     written = _write_outputs(problem, cert, eps, timings, args, argv)
+    if args.plot is not None:
+        written += write_figures(problem, cert, args)
     if not args.quiet:
         print(format_report(problem, cert, eps, timings, args))
         for path in written:
