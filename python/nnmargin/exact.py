@@ -158,8 +158,26 @@ def lower_bounds(problem: _Problem, x, pivot, others, norm) -> np.ndarray:
         return np.where(den > 0, num / den, 0.0)
 
 
+def _screening_bounds(problem: _Problem, xs, pivots):
+    """For a batch of queries, (B, M) lower bounds of every cell distance in any norm, from two
+    matrix products: (|x-t|^2 - |x-p|^2) / (2 |t-p|_2 * c) with c = 1 for l2 and for the dual norms
+    (||.||_1 <= sqrt(D) |.|_2 is handled by the caller's exact re-check). A 1e-9 relative slack covers
+    the rounding of the expanded squares."""
+    x_sq = np.einsum("ij,ij->i", xs, xs)
+    p = problem.points[pivots]
+    p_sq = problem.sq_norms[pivots]
+    d2_x = problem.sq_norms[None, :] - 2.0 * (xs @ problem.points.T) + x_sq[:, None]
+    d2_p = np.maximum(problem.sq_norms[None, :] - 2.0 * (p @ problem.points.T) + p_sq[:, None], 0.0)
+    d2_xp = np.sum((xs - p) ** 2, axis=1)
+    slack = 1e-9 * (problem.sq_norms[None, :] + x_sq[:, None] + 1.0)
+    num = d2_x - d2_xp[:, None] - slack
+    den = 2.0 * np.sqrt(d2_p) * (1 + 1e-9)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / den, 0.0)
+
+
 def exact_radii(points, labels, queries, query_labels, idx_same, correct, *, norm="l2", unit=1.0,
-                box=None, upper=None, problem: _Problem | None = None) -> ExactSolution:
+                box=None, upper=None, problem: _Problem | None = None, batch: int = 64) -> ExactSolution:
     """Exact robust radius of each query (see module docstring).
 
     Args:
@@ -170,33 +188,43 @@ def exact_radii(points, labels, queries, query_labels, idx_same, correct, *, nor
         box: None or (lo, hi): perturbed points must stay in [lo, hi]^D (user units).
         upper: optional (n,) known upper bounds (e.g. from an attack) that speed up screening.
         problem: the training data already in float64 user units (built from points otherwise).
+        batch: queries whose screening bounds are computed together (memory: batch x M floats).
     """
     problem = problem if problem is not None else _Problem(points, labels, unit)
     xs = queries.astype(np.float64) * unit
     n, d = xs.shape
     out = ExactSolution(np.zeros(n), np.full(n, -1), np.full((n, d), np.nan), np.zeros(n, int), np.zeros(n, int))
-    for i in range(n):
-        if not correct[i]:
-            continue
-        y = query_labels[i]
-        others = np.flatnonzero(labels != y)
-        if len(others) == 0:
-            out.radius[i] = np.inf
-            continue
-        lb = lower_bounds(problem, xs[i], idx_same[i], others, norm)
-        order = np.lexsort((others, lb))
-        best = np.inf if upper is None else float(upper[i]) * (1 + 1e-9)
-        best_t, best_delta = -1, None
-        out.candidates[i] = len(others)
-        for k in order:
-            if lb[k] * (1 - 1e-9) >= best:
-                break  # every remaining cell is provably farther than the best found
-            dist, delta = _cell_distance(problem, xs[i], y, others[k], norm, box)
-            out.programs[i] += 1
-            if dist < best or best_t < 0 and dist <= best:
-                best, best_t, best_delta = dist, others[k], delta
-        out.radius[i] = best
-        out.target[i] = best_t
-        if best_delta is not None:
-            out.delta[i] = best_delta
+    todo = np.flatnonzero(correct)
+    for start in range(0, len(todo), batch):
+        rows = todo[start:start + batch]
+        screen = _screening_bounds(problem, xs[rows], idx_same[rows])
+        for r, i in enumerate(rows):
+            _solve_query(problem, xs[i], query_labels[i], idx_same[i], screen[r], norm, box,
+                         np.inf if upper is None else float(upper[i]) * (1 + 1e-9), out, i)
     return out
+
+
+def _solve_query(problem, x, y, pivot, screen, norm, box, best, out, i):
+    """Visit the cells of other-class points in increasing screening bound, solving each program
+    whose (exact, dual-norm) bisector bound is below the best distance found; stop when the
+    screening bound itself is above it."""
+    others = np.flatnonzero(problem.labels != y)
+    if not len(others):
+        out.radius[i] = np.inf
+        return
+    lb_screen = screen[others]
+    out.candidates[i] = len(others)
+    best_t, best_delta = -1, None
+    for k in np.lexsort((others, lb_screen)):
+        if lb_screen[k] >= best:
+            break  # every remaining cell is provably farther than the best found
+        if norm != "l2" and lower_bounds(problem, x, pivot, others[k:k + 1], norm)[0] * (1 - 1e-9) >= best:
+            continue  # the dual-norm bound (tighter than the screening one) already rules it out
+        dist, delta = _cell_distance(problem, x, y, others[k], norm, box)
+        out.programs[i] += 1
+        if dist < best or (best_t < 0 and dist <= best):
+            best, best_t, best_delta = dist, others[k], delta
+    out.radius[i] = best
+    out.target[i] = best_t
+    if best_delta is not None:
+        out.delta[i] = best_delta
