@@ -90,37 +90,24 @@ def _dataset_arg(text: str) -> str:
         ) from None
 
 
-def _class_arg(text: str) -> int:
-    """argparse type for --classes: a class index 0..9."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 9:
-        raise argparse.ArgumentTypeError(f"class ids are integers 0..9, got {text!r}")
-    return value
+def _checked(convert, valid, message: str):
+    """An argparse type: ``convert(text)``, rejected with ``message`` (formatted with the text) when
+    conversion fails or ``valid(value)`` is false."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(message.format(text=text)) from None
+        if not valid(value):
+            raise argparse.ArgumentTypeError(message.format(text=text))
+        return value
+    return parse
 
 
-def _eps_arg(text: str) -> float:
-    """argparse type for --eps: a finite number >= 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (np.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"eps must be a finite number >= 0, got {text!r}")
-    return value
-
-
-def _positive_int_arg(text: str) -> int:
-    """argparse type for counts (--limit, --threads, --chunk-size): an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+_class_arg = _checked(int, lambda v: 0 <= v <= 9, "class ids are integers 0..9, got {text!r}")
+_eps_arg = _checked(float, lambda v: bool(np.isfinite(v) and v >= 0), "eps must be a finite number >= 0, got {text!r}")
+# counts (--limit, --threads, --chunk-size)
+_positive_int_arg = _checked(int, lambda v: v >= 1, "expected a positive integer, got {text!r}")
 
 
 def _add_certify_parser(subparsers) -> None:
