@@ -121,4 +121,6 @@ PYBIND11_MODULE(_core, m) {
   m.def("cpu_isas", &nnm::cpu::supported_isas, "CPU kernel variants this machine runs, fastest first.");
   m.def("built_with_cuda", &nnm::cuda::built_with_cuda);
   m.def("cuda_device_count", &nnm::cuda::device_count);
+  m.def("cuda_last_kernel_ms", &nnm::cuda::last_kernel_ms,
+        "Milliseconds the last CUDA search spent in its kernels (CUDA events; for benchmarks).");
 }

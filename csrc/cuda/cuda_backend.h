@@ -20,4 +20,7 @@ int device_count();
 void search(const cpu::TrainLayout& train, const void* queries, int64_t n, const int32_t* query_class,
             const int64_t* skip_index, cpu::SearchOutput out);
 
+// Milliseconds the last search spent in its search kernels (CUDA events), for benchmarks.
+double last_kernel_ms();
+
 }  // namespace nnm::cuda
