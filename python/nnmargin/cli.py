@@ -291,7 +291,7 @@ def _load_benchmark(args):
 
 def combine_results(parts: Sequence["nnmargin.CertifyResult"]) -> "nnmargin.CertifyResult":
     """One :class:`~nnmargin.CertifyResult` for consecutive query chunks certified against one training
-    set: per-query arrays concatenated, search times added."""
+    set: per-query arrays concatenated, search times and numeric counters added."""
     first = parts[0]
     if len(parts) == 1:
         return first
@@ -300,7 +300,12 @@ def combine_results(parts: Sequence["nnmargin.CertifyResult"]) -> "nnmargin.Cert
         for f in dataclasses.fields(first)
         if isinstance(getattr(first, f.name), np.ndarray)
     }
-    return dataclasses.replace(first, **arrays, seconds=sum(p.seconds for p in parts))
+    # counters and timings of the chunks add up (programs solved, seconds, ...)
+    info = dict(first.info)
+    for key, value in first.info.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "pivots":
+            info[key] = sum(p.info.get(key, 0) for p in parts)
+    return dataclasses.replace(first, **arrays, seconds=sum(p.seconds for p in parts), info=info)
 
 
 def certify_problem(problem: Problem, args, progress: ProgressBar):
