@@ -20,16 +20,16 @@ def _is_torch_tensor(x) -> bool:
 
 
 def to_numpy(x, name: str) -> np.ndarray:
-    """A numpy view of ``x`` (numpy array, CPU torch tensor or array-like), copying only if needed."""
+    """A numpy view of ``x`` (numpy array, torch tensor, cupy array or array-like), copying only if
+    needed. GPU arrays are copied to the host: the search reads host memory in this version."""
     if isinstance(x, np.ndarray):
         return x
     if _is_torch_tensor(x):
         if x.device.type != "cpu":
-            raise TypeError(
-                f"{name} is a torch tensor on {x.device}; this build reads CPU tensors only, "
-                f"move it with .cpu() first"
-            )
+            return x.detach().cpu().numpy()
         return x.detach().numpy()  # shares memory with the tensor
+    if type(x).__module__.split(".")[0] == "cupy" and hasattr(x, "get"):
+        return x.get()
     try:
         return np.asarray(x)
     except Exception as exc:  # ragged lists and other things numpy cannot hold

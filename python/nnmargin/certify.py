@@ -34,11 +34,11 @@ def _as_trainset(train) -> TrainSet:
     raise TypeError("train must be a nnmargin.TrainSet or a tuple (x_train, y_train)")
 
 
-def _resolve_device(device: str) -> str:
+def _resolve_device(device: str, bound: str) -> str:
     if device not in _DEVICES:
         raise ValueError(f"device must be one of {_DEVICES}, got {device!r}")
-    if device == "auto":
-        return "cuda" if _core.cuda_device_count() > 0 else "cpu"
+    if device == "auto":  # the bisector and exact bounds run on the CPU in this version
+        return "cuda" if _core.cuda_device_count() > 0 and bound == "margin" else "cpu"
     if device == "cuda" and _core.cuda_device_count() == 0:
         why = "no CUDA device was found" if _core.built_with_cuda() else "nnmargin was built without CUDA"
         raise RuntimeError(f"device='cuda' requested but {why}")
@@ -99,7 +99,8 @@ def certify(
             training set). Without it a training point is its own neighbour (distance 0), the seed
             paper's convention.
         num_threads: CPU threads (default: all cores).
-        device: "cpu", "cuda" or "auto" (CUDA when a GPU and a CUDA build are present).
+        device: "cpu", "cuda" or "auto" (CUDA when a GPU and a CUDA build are present and the bound
+            is "margin"). GPU arrays (torch, cupy) are accepted and copied to the host first.
         isa: CPU kernel variant, "auto" or one of :func:`nnmargin.cpu_isas` (for tests/benchmarks).
         box: for bound="exact", keep perturbed points in a box: True for the valid image domain
             [0, 255 * scale] of uint8 data, or (lo, hi) in the data's units. The margin and bisector
@@ -139,7 +140,7 @@ def certify(
         ):
             raise ValueError("leave_one_out=True needs the queries (x, y) to be the training set itself")
         own_index = np.arange(queries.shape[0], dtype=np.int64)
-    run_on = _resolve_device(device)
+    run_on = _resolve_device(device, bound)
     if bound != "margin" and run_on != "cpu":
         raise ValueError(f"bound={bound!r} runs on the CPU in this version; use device='cpu'")
     prepared = trainset.prepared(metric)
