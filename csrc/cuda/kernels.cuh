@@ -3,6 +3,9 @@
 
 #include <cstdint>
 
+#include "../cpu/scan_driver.h"
+#include "../cpu/train_layout.h"
+
 namespace nnm::cuda {
 
 // uint8 l2 on the integer tensor cores. Inputs are shifted by -128 (|x - y|^2 is unchanged) so they
@@ -25,7 +28,11 @@ struct TensorCoreArgs {
   unsigned long long* key_other;   // (n)
 };
 
-// Launch on the current stream; blocks split the chunk's training tiles so the grid fills the GPU.
-void launch_u8_l2_tensor_core(const TensorCoreArgs& args, int sm_count);
+// The whole uint8-l2 search for a layout with dim <= kMaxTensorCoreDim: queries (n, dim) uint8; the
+// training points streamed in chunks (cached on the device when they fit); cpu::search's outputs.
+void search_u8_l2_tensor_core(const cpu::TrainLayout& train, const uint8_t* queries, int64_t n,
+                              const int32_t* query_class, const int64_t* skip_index, cpu::SearchOutput out);
+
+extern double g_last_kernel_ms;  // milliseconds in kernels of the last search (cuda_backend.cu)
 
 }  // namespace nnm::cuda
