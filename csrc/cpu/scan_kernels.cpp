@@ -121,6 +121,40 @@ void dot_u8_tile(const ScanJob& job, int64_t q0, int64_t j0, int64_t k_begin, in
   for (int r = 0; r < kTileQ; ++r)
 #pragma GCC unroll 3
     for (int c = 0; c < 3; ++c) _mm512_storeu_si512(acc_out + r * kTileT + 16 * c, acc[r][c]);
+#elif defined(__AVX2__)
+  // No vpdpbusd: vpmaddubsw multiplies unsigned by signed bytes but saturates its int16 pair sums,
+  // so each query byte is split into nibbles (q = 16 hi + lo, both <= 15: pair sums <= 3840), and
+  // vpmaddwd by 1 and by 16 adds the pairs into exact int32. Register tile: 4 queries x 16 points.
+  const __m256i ones = _mm256_set1_epi16(1), sixteens = _mm256_set1_epi16(16), low4 = _mm256_set1_epi8(0x0f);
+  for (int rb = 0; rb < kTileQ; rb += 4)
+    for (int g = 0; g < 3; ++g) {
+      const int8_t* tg = t + g * group_stride;
+      int32_t* out = acc_out + rb * kTileT + g * kGroupT;
+      __m256i acc[4][2];
+#pragma GCC unroll 4
+      for (int r = 0; r < 4; ++r)
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; ++h) acc[r][h] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(out + r * kTileT + 8 * h));
+      for (int64_t k = k_begin; k < k_end; k += 4) {
+        const __m256i t0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tg + k * kGroupT));       // points 0-7
+        const __m256i t1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tg + k * kGroupT + 32));  // points 8-15
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; ++r) {
+          int32_t q4;
+          std::memcpy(&q4, q + (rb + r) * dp + k, 4);
+          const __m256i qb = _mm256_set1_epi32(q4);
+          const __m256i q_lo = _mm256_and_si256(qb, low4), q_hi = _mm256_and_si256(_mm256_srli_epi16(qb, 4), low4);
+          acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(q_lo, t0), ones),
+                                                                   _mm256_madd_epi16(_mm256_maddubs_epi16(q_hi, t0), sixteens)));
+          acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(q_lo, t1), ones),
+                                                                   _mm256_madd_epi16(_mm256_maddubs_epi16(q_hi, t1), sixteens)));
+        }
+      }
+#pragma GCC unroll 4
+      for (int r = 0; r < 4; ++r)
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; ++h) _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * kTileT + 8 * h), acc[r][h]);
+    }
 #else
   for (int64_t k = k_begin; k < k_end; k += 4)
     for (int r = 0; r < kTileQ; ++r) {
