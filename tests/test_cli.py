@@ -217,3 +217,11 @@ def test_info(tmp_path, capsys):
     assert "cuda" in out and ("available" in out)
     assert str(tmp_path) in out and "--data-dir" in out
     assert "1 file(s)" in out and "absent" in out  # mnist/ has a file, fashion-mnist/ does not exist
+
+
+@pytest.mark.parametrize("command", ["experiment", "report"])
+def test_experiment_and_report_are_dispatched_to_their_modules(command, capsys):
+    pytest.importorskip("torch")
+    assert main([command, "--help"]) == 0
+    assert f"nnmargin {command}" in capsys.readouterr().out
+    assert "experiment" in main.__globals__["build_parser"]().format_help()

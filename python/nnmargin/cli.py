@@ -192,9 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``nnmargin`` argument parser with its ``certify`` and ``info`` sub-commands."""
     parser = _Parser(prog=PROG, description="Exact, fast robustness certificates for nearest-neighbour classifiers.")
     parser.add_argument("--version", action="version", version=f"{PROG} {nnmargin.__version__}")
-    subparsers = parser.add_subparsers(title="commands", dest="command", metavar="{certify,info}")
+    subparsers = parser.add_subparsers(title="commands", dest="command",
+                                       metavar="{certify,info,experiment,report}")
     _add_certify_parser(subparsers)
     _add_info_parser(subparsers)
+    for name, (_, _, text) in DELEGATED.items():  # listed here, parsed by their own modules
+        subparsers.add_parser(name, help=text, add_help=False)
     return parser
 
 
@@ -519,13 +522,32 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
+# Sub-commands with their own parsers, imported only when used (they need torch / matplotlib).
+DELEGATED = {
+    "experiment": ("nnmargin.experiment.command", "experiment_main",
+                   "1NN certificates vs adversarially trained networks on class pairs (needs torch)"),
+    "report": ("nnmargin.report", "report_main", "tables and figures from experiment folders"),
+}
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the ``nnmargin`` command line with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in DELEGATED:
+        import importlib
+
+        module, function, _ = DELEGATED[argv[0]]
+        try:
+            entry = getattr(importlib.import_module(module), function)
+        except ImportError as exc:
+            print(f"{PROG}: error: '{argv[0]}' needs {exc.name or exc} (pip install torch==2.13.0 pyautoattack "
+                  f"matplotlib)", file=sys.stderr)
+            return 2
+        return entry(argv[1:])
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
-            raise CliError("choose a command: certify or info (see 'nnmargin --help')")
+            raise CliError("choose a command: certify, info, experiment or report (see 'nnmargin --help')")
         return args.handler(args, argv)
     except SystemExit as exc:  # --help and --version end the parse
         return exc.code if isinstance(exc.code, int) else 0
