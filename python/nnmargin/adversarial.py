@@ -139,7 +139,7 @@ def attack_1nn(x, y, train, *, norm: str = "l2", box=None, candidates: int = 3, 
     norm = as_norm(norm)
     cert = certify(x, y, trainset, scale=scale)
     unit = cert.scale if cert.scale is not None else 1.0
-    problem = _Problem(trainset.points, trainset.labels, unit)
+    problem = trainset.float64_problem(unit)
     queries = trainset.queries_like(x).astype(np.float64) * unit
     return attack_points(problem, queries, cert.labels, cert.idx_same, cert.correct, norm,
                          _as_box(box, trainset.dtype == np.uint8, unit), candidates)

@@ -236,9 +236,9 @@ def _as_box(box, is_uint8: bool, unit: float):
 def exact_with_examples(trainset, queries, labels, idx_same, correct, norm, unit, box):
     """Exact radii plus verified minimal adversarial examples (n, D) for the queries."""
     from .adversarial import boundary_to_adversarial
-    from .exact import _Problem, exact_radii
+    from .exact import exact_radii
 
-    problem = _Problem(trainset.points, trainset.labels, unit)
+    problem = trainset.float64_problem(unit)
     solution = exact_radii(trainset.points, trainset.labels, queries, labels, idx_same, correct, norm=norm,
                            unit=unit, box=box, problem=problem)
     xs = queries.astype(np.float64) * unit

@@ -159,10 +159,10 @@ def lower_bounds(problem: _Problem, x, pivot, others, norm) -> np.ndarray:
 
 
 def _screening_bounds(problem: _Problem, xs, pivots):
-    """For a batch of queries, (B, M) lower bounds of every cell distance in any norm, from two
-    matrix products: (|x-t|^2 - |x-p|^2) / (2 |t-p|_2 * c) with c = 1 for l2 and for the dual norms
-    (||.||_1 <= sqrt(D) |.|_2 is handled by the caller's exact re-check). A 1e-9 relative slack covers
-    the rounding of the expanded squares."""
+    """For a batch of queries, (B, M) l2 bisector bounds (|x-t|^2 - |x-p|^2) / (2 |t-p|_2) from two
+    matrix products, with a 1e-9 relative slack for the rounding of the expanded squares. They bound
+    cell distances in l2, and in l1 too (the dual ||t-p||_inf <= |t-p|_2 only makes the l1 bound
+    larger); for linf, whose dual ||t-p||_1 can reach sqrt(D) |t-p|_2, divide by sqrt(D)."""
     x_sq = np.einsum("ij,ij->i", xs, xs)
     p = problem.points[pivots]
     p_sq = problem.sq_norms[pivots]
@@ -212,7 +212,8 @@ def _solve_query(problem, x, y, pivot, screen, norm, box, best, out, i):
     if not len(others):
         out.radius[i] = np.inf
         return
-    lb_screen = screen[others]
+    # a lower bound of every cell distance in `norm` (see _screening_bounds)
+    lb_screen = screen[others] / (np.sqrt(len(x)) * (1 + 1e-12) if norm == "linf" else 1.0)
     out.candidates[i] = len(others)
     best_t, best_delta = -1, None
     for k in np.lexsort((others, lb_screen)):

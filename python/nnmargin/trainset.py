@@ -35,6 +35,7 @@ class TrainSet:
         self.classes, class_id = np.unique(self.labels, return_inverse=True)
         self._class_id = class_id.astype(np.int32)
         self._prepared: dict[str, _core.PreparedTrain] = {}
+        self._float64: dict[float, object] = {}
 
     @property
     def n_points(self) -> int:
@@ -54,6 +55,15 @@ class TrainSet:
         if metric not in self._prepared:
             self._prepared[metric] = _core.prepare_train(self.points, self._class_id, _METRIC_CODE[metric])
         return self._prepared[metric]
+
+    def float64_problem(self, unit: float):
+        """The training points in float64 data units, grouped by class, for the exact solver and
+        the attack (built once per unit, then cached: ~8 bytes per feature per point)."""
+        if unit not in self._float64:
+            from .exact import _Problem
+
+            self._float64[unit] = _Problem(self.points, self.labels, unit)
+        return self._float64[unit]
 
     def class_ids(self, labels: np.ndarray) -> np.ndarray:
         """(N,) int32 dense ids of ``labels``; -1 for a label no training point has."""
