@@ -12,6 +12,7 @@ Methods (``TrainConfig.method``):
 
 Example::
 
+    import torch
     from nnmargin import datasets, models, train
     pair = datasets.binary_pair("mnist", 3, 5)
     torch.manual_seed(0)
@@ -25,11 +26,10 @@ Images go in as the dataset loaders return them (uint8) or as float NCHW in [0, 
 """
 from __future__ import annotations
 
-from .training.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
-from .training.config import METHODS, TrainConfig, TrainResult, default_config
-from .training.data import to_tensor_images, to_tensor_labels, validation_split
-from .training.loop import evaluate_accuracy, train_model
-from .training.trades import NORMS, trades_attack, trades_l2linf_loss, trades_loss
+from .training import (CHECKPOINT_FORMAT, METHODS, NORMS, TrainConfig, TrainResult, default_config,
+                       evaluate_accuracy, load_checkpoint, save_checkpoint, to_tensor_images,
+                       to_tensor_labels, trades_attack, trades_l2linf_loss, trades_loss, train_model,
+                       validation_split)
 
 __all__ = ["METHODS", "NORMS", "CHECKPOINT_FORMAT", "TrainConfig", "TrainResult", "default_config",
            "to_tensor_images", "to_tensor_labels", "validation_split", "train_model",
