@@ -18,7 +18,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from .experiment.config import NORMS, SPLITS, TRADES_METHODS
-from .experiment.tables import (FAILED_TRAIN_ACC, Run, head_to_head, load_run, mean_over_pairs, method_label,
+from .experiment.tables import (FAILED_TRAIN_ACC, Run, bound_mark, head_to_head, load_run, mean_over_pairs, method_label,
                                 splits_norms)
 
 _NORM_TEXT = {"linf": "l∞", "l2": "l2"}
@@ -29,10 +29,10 @@ _BOUND_TEXT = {
 }
 
 
-def _pct(value: float, method: Optional[str] = None, kind_mark: bool = True) -> str:
+def _pct(value: Optional[float], mark: str = "") -> str:
+    """``value`` (a fraction) in percent with one decimal, after ``mark`` ("≥", "=", "≤" or "")."""
     if value is None or np.isnan(value):
         return "–"
-    mark = "" if not kind_mark or method is None else ("≥" if method == "1nn" else "≤")
     return f"{mark}{100 * value:.1f}"
 
 
@@ -72,7 +72,7 @@ def _robust_table(run: Run, split: str, norm: str) -> List[str]:
     rows = []
     for m in run.methods:
         vals = [mean_over_pairs(run, m, split, norm, e)[0] for e in eps]
-        rows.append([method_label(run, m)] + [_pct(v, m) for v in vals])
+        rows.append([method_label(run, m)] + [_pct(v, bound_mark(run, m)) for v in vals])
     return _table(["method"] + [f"eps {e:.4g}" for e in eps], rows)
 
 
@@ -85,11 +85,14 @@ def _head_to_head_table(run: Run) -> List[str]:
                 continue
             diff = 100 * float(np.mean(np.subtract(h["one_nn"], h["trades"])))
             star = " (headline)" if e == run.headline_eps(norm) else ""
+            linf_only = head_to_head(run, split, norm, e, methods=("trades",))
             rows.append([split, _NORM_TEXT[norm], f"{e:.4g}{star}", f"{h['wins']}/{h['n']}",
-                         _pct(float(np.mean(h["one_nn"])), "1nn"), _pct(float(np.mean(h["trades"])), "trades"),
+                         f"{linf_only['wins']}/{linf_only['n']}" if linf_only["n"] else "–",
+                         _pct(float(np.mean(h["one_nn"])), bound_mark(run, "1nn")),
+                         _pct(float(np.mean(h["trades"])), "≤"),
                          f"{diff:+.1f}"])
-    return _table(["split", "norm", "eps", "pairs 1NN ≥ best TRADES", "1NN mean", "best TRADES mean",
-                   "mean difference (pts)"], rows)
+    return _table(["split", "norm", "eps", "pairs 1NN ≥ best TRADES", "pairs 1NN ≥ trades (l∞-trained)",
+                   "1NN mean", "best TRADES mean", "mean difference (pts)"], rows)
 
 
 def _per_pair_table(run: Run) -> List[str]:
@@ -103,8 +106,8 @@ def _per_pair_table(run: Run) -> List[str]:
         for s, n in cols:
             e = run.headline_eps(n)
             value, which = run.best_trades(pair, s, n, e)
-            row += [_pct(run.robust(pair, "1nn", s, n, e), "1nn"),
-                    _pct(value, "trades") + (f" ({which})" if which else "")]
+            row += [_pct(run.robust(pair, "1nn", s, n, e), bound_mark(run, "1nn")),
+                    _pct(value, "≤") + (f" ({which})" if which else "")]
         rows.append(row)
     return _table(header, rows)
 
@@ -148,7 +151,8 @@ def render_markdown(runs: Sequence[Run], figures: Sequence[Path], out_dir: Path)
     """The text of report.md for ``runs``; ``figures`` are linked relative to ``out_dir``."""
     lines = ["# 1NN certificates vs adversarially trained networks on binary class pairs", "",
              f"Generated {time.strftime('%Y-%m-%d %H:%M')} by `nnmargin report`. Accuracies are means over "
-             "class pairs, in %. **≥**: 1NN robust accuracy, a *certified lower bound* (the true value is at "
+             "class pairs, in %. 1NN robust accuracies are computed, not attacked: **=** exact (minimal "
+             "adversarial perturbation of every point) or **≥** a *certified lower bound* (the true value is at "
              "least this). **≤**: network robust accuracy under APGD, an *upper bound* (the true value is at "
              "most this). So a pair where 1NN ≥ TRADES holds in these tables is one where 1NN is provably at "
              "least as robust; the converse is not proven.", ""]
@@ -214,3 +218,7 @@ def run_from_args(args) -> int:
         return 2
     print(f"wrote {path}")
     return 0
+
+
+if __name__ == "__main__":  # python -m nnmargin.report ...
+    sys.exit(report_main())
