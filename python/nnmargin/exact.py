@@ -160,9 +160,8 @@ def lower_bounds(problem: _Problem, x, pivot, others, norm) -> np.ndarray:
 
 def _screening_bounds(problem: _Problem, xs, pivots):
     """For a batch of queries, (B, M) l2 bisector bounds (|x-t|^2 - |x-p|^2) / (2 |t-p|_2) from two
-    matrix products, with a 1e-9 relative slack for the rounding of the expanded squares. They bound
-    cell distances in l2, and in l1 too (the dual ||t-p||_inf <= |t-p|_2 only makes the l1 bound
-    larger); for linf, whose dual ||t-p||_1 can reach sqrt(D) |t-p|_2, divide by sqrt(D)."""
+    matrix products, with a 1e-9 relative slack for the rounding of the expanded squares: lower
+    bounds of the l2 cell distances. (linf and l1 use their own dual-norm bounds, lower_bounds.)"""
     x_sq = np.einsum("ij,ij->i", xs, xs)
     p = problem.points[pivots]
     p_sq = problem.sq_norms[pivots]
@@ -197,7 +196,7 @@ def exact_radii(points, labels, queries, query_labels, idx_same, correct, *, nor
     todo = np.flatnonzero(correct)
     for start in range(0, len(todo), batch):
         rows = todo[start:start + batch]
-        screen = _screening_bounds(problem, xs[rows], idx_same[rows])
+        screen = _screening_bounds(problem, xs[rows], idx_same[rows]) if norm == "l2" else [None] * len(rows)
         for r, i in enumerate(rows):
             _solve_query(problem, xs[i], query_labels[i], idx_same[i], screen[r], norm, box,
                          np.inf if upper is None else float(upper[i]) * (1 + 1e-9), out, i)
@@ -205,22 +204,22 @@ def exact_radii(points, labels, queries, query_labels, idx_same, correct, *, nor
 
 
 def _solve_query(problem, x, y, pivot, screen, norm, box, best, out, i):
-    """Visit the cells of other-class points in increasing screening bound, solving each program
-    whose (exact, dual-norm) bisector bound is below the best distance found; stop when the
-    screening bound itself is above it."""
+    """Visit the cells of other-class points in increasing bisector lower bound (in ``norm``, via
+    its dual norm), solving each program until the next bound is above the best distance found."""
     others = np.flatnonzero(problem.labels != y)
     if not len(others):
         out.radius[i] = np.inf
         return
-    # a lower bound of every cell distance in `norm` (see _screening_bounds)
-    lb_screen = screen[others] / (np.sqrt(len(x)) * (1 + 1e-12) if norm == "linf" else 1.0)
+    if norm == "l2":
+        lb = screen[others]
+    else:  # the exact dual-norm bisector bound, in chunks to bound the temporary (chunk x D) arrays
+        lb = np.concatenate([lower_bounds(problem, x, pivot, others[c:c + 4096], norm)
+                             for c in range(0, len(others), 4096)]) * (1 - 1e-9)
     out.candidates[i] = len(others)
     best_t, best_delta = -1, None
-    for k in np.lexsort((others, lb_screen)):
-        if lb_screen[k] >= best:
+    for k in np.lexsort((others, lb)):
+        if lb[k] >= best:
             break  # every remaining cell is provably farther than the best found
-        if norm != "l2" and lower_bounds(problem, x, pivot, others[k:k + 1], norm)[0] * (1 - 1e-9) >= best:
-            continue  # the dual-norm bound (tighter than the screening one) already rules it out
         dist, delta = _cell_distance(problem, x, y, others[k], norm, box)
         out.programs[i] += 1
         if dist < best or (best_t < 0 and dist <= best):
