@@ -8,14 +8,7 @@ torch = pytest.importorskip("torch")
 from nnmargin import models  # noqa: E402
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Run this module's tiny models on one thread: on a busy 2-core machine, OpenMP threads that
-    wait for each other at every small op made the suite ~40x slower (7 min instead of 10 s)."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("in_channels,num_classes", [(1, 2), (3, 10)])

@@ -16,14 +16,7 @@ from nnmargin.training import loop  # noqa: E402
 from nnmargin.training.augment import random_crop_flip  # noqa: E402
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Run this module's tiny models on one thread: on a busy 2-core machine, OpenMP threads that
-    wait for each other at every small op made the suite ~40x slower (7 min instead of 10 s)."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --------------------------------------------------------------------------- fixtures and helpers

@@ -200,13 +200,10 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
 
 def report_main(argv: Optional[Sequence[str]] = None) -> int:
     """Run ``nnmargin report`` with ``argv`` (without the sub-command name); returns the exit code."""
-    parser = add_report_arguments(argparse.ArgumentParser(
-        prog="nnmargin report", description="Tables and figures from nnmargin experiment folders."))
-    try:
-        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 2
-    return run_from_args(args)
+    from ._subcommand import parse_and_run
+
+    return parse_and_run(add_report_arguments, run_from_args, "nnmargin report",
+                         "Tables and figures from nnmargin experiment folders.", argv)
 
 
 def run_from_args(args) -> int:

@@ -110,13 +110,10 @@ def train_overrides_from_args(args, dataset: str) -> dict:
 
 def experiment_main(argv: Optional[Sequence[str]] = None) -> int:
     """Run ``nnmargin experiment`` with ``argv`` (without the sub-command name); returns the exit code."""
-    parser = add_experiment_arguments(argparse.ArgumentParser(
-        prog="nnmargin experiment", description="1NN certificates vs adversarially trained networks on class pairs."))
-    try:
-        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 2
-    return run_from_args(args)
+    from .._subcommand import parse_and_run
+
+    return parse_and_run(add_experiment_arguments, run_from_args, "nnmargin experiment",
+                         "1NN certificates vs adversarially trained networks on class pairs.", argv)
 
 
 def run_from_args(args) -> int:
