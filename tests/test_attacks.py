@@ -10,6 +10,10 @@ pytest.importorskip("pyautoattack")
 from nnmargin import attacks, datasets  # noqa: E402
 
 
+# Tiny models on one torch thread (conftest.py says why); the setting is restored afterwards.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
 @pytest.fixture(scope="module")
 def problem():
     """A small MLP trained (standard training) on digits 3 vs 5 of the embedded MNIST sample, and

@@ -6,7 +6,6 @@ iterations), so the whole file takes a few seconds of CPU.
 """
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
@@ -24,6 +23,10 @@ from nnmargin import attacks, datasets  # noqa: E402
 from nnmargin.experiment import (ResultStore, SettingsMismatch, experiment_main, one_nn_robust_accuracy,  # noqa: E402
                                  parse_methods, parse_pairs, run_experiment)
 from nnmargin.experiment.runner import NetworkTrainer  # noqa: E402
+
+
+# Tiny models on one torch thread (conftest.py says why); the setting is restored afterwards.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 TINY = dict(limit=100, eval_limit=20, attack_iters=3, train_overrides={"epochs": 1, "attack_steps": 1},
             eps_linf=[0.1, 0.3], eps_l2=[1.0, 2.0], progress=False)
@@ -125,7 +128,9 @@ def test_run_resumes_after_an_exception_without_duplicates(tmp_path, monkeypatch
 
 KILL_SCRIPT = textwrap.dedent("""
     import os, signal, sys
+    import torch
     from nnmargin.experiment import run_experiment, store
+    torch.set_num_threads(1)
     real_add = store.ResultStore.add_unit
     count = [0]
     def add_then_die(self, **kw):

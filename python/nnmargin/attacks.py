@@ -6,8 +6,8 @@ this package studies have two. As is standard, only clean-correct points are att
 counts as robust when the model still classifies the attack's output correctly.
 
 The numbers this module returns are **upper bounds** on the true robust accuracy (an attack that
-fails does not prove that no adversarial example exists), unlike the 1NN certificates of
-:func:`nnmargin.certify`, which are lower bounds.
+fails does not prove that no adversarial example exists), unlike the 1NN radii of
+:func:`nnmargin.certify`, which are certified lower bounds (or exact).
 
 Images: uint8 arrays/tensors ``(N, H, W)`` (grey) or ``(N, H, W, C)`` (colour, channel last, as
 :mod:`nnmargin.datasets` loads them) are scaled by 1/255 to float32 NCHW on the [0, 1] pixel scale;
@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:  # torch is imported lazily at run time: `import nnmargin` must not need it
+    import torch
 
 NORMS = {"linf": "Linf", "l2": "L2"}  # our name -> pyautoattack's name
 # Tolerance of the eps-ball check: the attack adds float32 perturbations to float32 images, so the
@@ -59,7 +62,7 @@ class AttackResult:
     n_iter: int
     n_restarts: int
     max_perturbation: float = 0.0
-    x_adv: Optional["torch.Tensor"] = None  # noqa: F821 (torch is imported lazily)
+    x_adv: Optional["torch.Tensor"] = None
 
     @property
     def clean_acc(self) -> float:
@@ -109,12 +112,12 @@ class SweepResult:
 
 
 def _torch():
-    import torch  # lazy: `import nnmargin` must not need torch
+    import torch
 
     return torch
 
 
-def images_to_tensor(x) -> "torch.Tensor":  # noqa: F821
+def images_to_tensor(x) -> "torch.Tensor":
     """Images as a float32 NCHW tensor on the [0, 1] scale (see the module docstring)."""
     torch = _torch()
     if isinstance(x, torch.Tensor) and x.dtype != torch.uint8:

@@ -60,11 +60,17 @@ def clean_accuracy(runs: List[Run], out: Path) -> Path:
     for ax, run in zip(axes[0], runs):
         methods = run.methods
         x = np.arange(len(methods))
+        lowest = 100.0
         for k, split in enumerate(SPLITS):
             vals = [100 * mean_over_pairs(run, m, split, None)[0] for m in methods]
             ax.bar(x + (k - 0.5) * 0.38, vals, 0.38, label=split, color=("#9ecae1", "#3182bd")[k])
+            for i, v in enumerate(vals):
+                if not np.isnan(v):
+                    ax.text(x[i] + (k - 0.5) * 0.38, v + 0.2, f"{v:.1f}", ha="center", fontsize=6)
+                    lowest = min(lowest, v)
         ax.set_xticks(x, methods, rotation=20)
-        ax.set_ylim(min(50, ax.get_ylim()[0]), 100)
+        # Zoom in on the range the bars span (clean accuracies are usually all above 90 %).
+        ax.set_ylim(max(0.0, 5 * np.floor((lowest - 5) / 5)), 101)
         ax.set_ylabel("clean accuracy (%)")
         ax.set_title(f"{run.label}: clean accuracy ({len(run.pairs)} pairs)")
         ax.legend(loc="lower right")

@@ -17,7 +17,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .._progress import ProgressBar
-from .config import METHODS, NORMS, SPLITS, Settings, canonical_dataset, pair_name, parse_methods
+from .config import METHODS, NORMS, SPLITS, Settings, pair_name, parse_methods
 from .onenn import one_nn_robust_accuracy, split_arrays
 from .store import ResultStore
 
