@@ -16,7 +16,7 @@ reference on a subset of queries (indices equal, distances equal to 1e-12 relati
 each baseline on every query the baseline ran (distances within the baseline's float32 rounding;
 where a baseline returns a different index, that index must be no closer in exact arithmetic).
 
-Reproduce everything (about 5 minutes on 2 cores):
+Reproduce everything (about 2.5 minutes on 2 cores):
 
     python benchmarks/bench_cpu.py --threads 2 --out benchmarks/results
 
@@ -36,6 +36,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 # numpy, faiss and nnmargin are imported in main(), after the thread-count environment variables
 # are set: OpenBLAS and OpenMP read them once, when they load.
@@ -58,9 +59,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="tiny problems: a smoke test in seconds")
     parser.add_argument("--data-dir", default=os.environ.get("NNMARGIN_DATA", "/work/shared/data"),
                         help="data root holding mnist/ (default $NNMARGIN_DATA or /work/shared/data)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed repeats of fast methods (default 5)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats of nnmargin (default 5)")
     parser.add_argument("--slow-repeats", type=int, default=3,
-                        help="timed repeats of the slow baselines (faiss, numpy; default 3)")
+                        help="timed repeats of faiss, numpy and the ISA variants (default 3)")
     parser.add_argument("--check-queries", type=int, default=32,
                         help="queries checked against the exact float64 reference per problem")
     parser.add_argument("--seed", type=int, default=0)
@@ -92,7 +93,6 @@ class Sizes:
     cifar_classes: tuple
     mnist_queries: int
     mnist_train: int
-    mnist_numpy_queries: int  # numpy on MNIST runs on this many queries, scaled up
     lp: tuple  # l1 / linf problem (N, M, D)
     lp_faiss_queries: int  # faiss l1 / linf run on this subset, scaled up
     float32: tuple
@@ -100,10 +100,10 @@ class Sizes:
 
 
 FULL = Sizes(cifar=(2000, 10000, 3072), cifar_classes=(2, 10), mnist_queries=10000, mnist_train=60000,
-             mnist_numpy_queries=10000, lp=(2000, 10000, 3072), lp_faiss_queries=200,
+             lp=(2000, 10000, 3072), lp_faiss_queries=200,
              float32=(2000, 20000, 512), isa=(512, 4000, 3072))
 QUICK = Sizes(cifar=(200, 1000, 3072), cifar_classes=(2, 10), mnist_queries=500, mnist_train=5000,
-              mnist_numpy_queries=500, lp=(200, 1000, 3072), lp_faiss_queries=20,
+              lp=(200, 1000, 3072), lp_faiss_queries=20,
               float32=(200, 2000, 512), isa=(32, 256, 3072))
 
 
@@ -193,21 +193,44 @@ def mnist_problem(data_dir: str, n_queries: int, n_train: int) -> Problem:
 # -------------------------------------------------------------------------------------- timing
 
 
-def timed(fn, repeats: int, warmup: int = 1):
-    """Run ``fn`` ``warmup`` times untimed, then ``repeats`` times; return (seconds list, last result)."""
-    result = None
-    for _ in range(warmup):
-        result = fn()
-    seconds = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        seconds.append(time.perf_counter() - start)
-    return seconds, result
+@dataclass
+class Method:
+    """A method to time: ``run()`` returns (result, {phase name: seconds})."""
+
+    name: str
+    run: Callable
+    repeats: int
+
+
+def interleaved(methods, warmup: int = 1) -> dict:
+    """Time ``methods`` in alternation: one untimed warm-up each, then rounds in which every method
+    that still has repeats left runs once. On a shared machine, load that comes and goes then
+    affects all methods alike instead of whichever happened to run at that moment.
+
+    Returns {name: {"phases": {phase: [seconds per repeat]}, "result": the last result}}."""
+    out = {}
+    for method in methods:
+        result = None
+        for _ in range(warmup):
+            result, _ = method.run()
+        out[method.name] = {"phases": {}, "result": result}
+    for round_index in range(max(method.repeats for method in methods)):
+        for method in methods:
+            if round_index < method.repeats:
+                result, phases = method.run()
+                out[method.name]["result"] = result
+                for phase, seconds in phases.items():
+                    out[method.name]["phases"].setdefault(phase, []).append(seconds)
+    return out
 
 
 def median(values) -> float:
     return float(statistics.median(values))
+
+
+def phase_sum(timing: dict, phases) -> list:
+    """Per-repeat sum of the given phases, e.g. build + search."""
+    return [sum(values) for values in zip(*(timing["phases"][p] for p in phases))]
 
 
 # ---------------------------------------------------------------------------------- the methods
@@ -325,6 +348,42 @@ def masked_nearest(dist, same):
     return d_same, i_same, d_other, i_other
 
 
+def nnmargin_method(problem: Problem, threads: int, isa: str = "auto", trainset=None) -> Callable:
+    """nnmargin as a timed method: phases "prepare" (TrainSet + layout; skipped when a prepared
+    ``trainset`` is given) and "search" (the certify call)."""
+    def run():
+        start = time.perf_counter()
+        prepared = trainset if trainset is not None else nnmargin_prepare(problem)
+        middle = time.perf_counter()
+        result = nnmargin_search(prepared, problem, threads, isa)
+        phases = {"search": time.perf_counter() - middle}
+        if trainset is None:
+            phases["prepare"] = middle - start
+        return result, phases
+    return run
+
+
+def faiss_method(problem: Problem) -> Callable:
+    """faiss as a timed method: phases "build" (float32 conversion + per-class indexes) and
+    "search" (query conversion, k=1 search of every class index, combination)."""
+    def run():
+        start = time.perf_counter()
+        built = faiss_build(problem)
+        middle = time.perf_counter()
+        result = faiss_search(built, problem)
+        return result, {"build": middle - start, "search": time.perf_counter() - middle}
+    return run
+
+
+def numpy_method(problem: Problem) -> Callable:
+    """The numpy brute force as a timed method: one phase, "total"."""
+    def run():
+        start = time.perf_counter()
+        result = numpy_bruteforce(problem)
+        return result, {"total": time.perf_counter() - start}
+    return run
+
+
 # ------------------------------------------------------------------------------ exact reference
 
 
@@ -433,6 +492,27 @@ def check_label(check: dict) -> str:
 # ------------------------------------------------------------------------------------ benchmarks
 
 
+def cpu_snapshot() -> dict:
+    """Machine-wide busy and steal CPU seconds (/proc/stat), this process's CPU seconds, wall time."""
+    tick = os.sysconf("SC_CLK_TCK")
+    with open("/proc/stat", encoding="utf-8") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    own = os.times()
+    return {"busy": (user + nice + system + irq + softirq) / tick, "steal": steal / tick,
+            "own": own.user + own.system, "wall": time.perf_counter()}
+
+
+def other_load(start: dict, end: dict) -> dict:
+    """CPU used by other processes between two snapshots, in cores (0 = the machine was ours).
+
+    The load average cannot tell this: it counts this benchmark's own threads too."""
+    wall = max(end["wall"] - start["wall"], 1e-9)
+    others = (end["busy"] - start["busy"]) - (end["own"] - start["own"])
+    return {"other_processes_cores": round(max(others, 0.0) / wall, 3),
+            "steal_cores": round((end["steal"] - start["steal"]) / wall, 3), "seconds": round(wall, 1)}
+
+
 class Runner:
     """Runs the benchmarks, collecting table rows and raw measurements."""
 
@@ -441,82 +521,102 @@ class Runner:
         self.sizes = sizes
         self.rows: list[Row] = []
         self.problems: list[dict] = []
+        self._section_start = None
 
     def log(self, text: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
 
     def add(self, row: Row) -> None:
         self.rows.append(row)
-        speed = f"  nnmargin x{row.speedup:.2f}" if row.speedup else ""
+        speed = ""
+        if row.speedup:
+            speed = f"  nnmargin x{row.speedup:.2f} (paired x{row.detail['paired_speedup_median']:.2f})"
         self.log(f"  {row.method:<52} {row.seconds:9.4f} s {row.gops:8.1f} GOP/s{speed}  [{row.check}]")
 
-    # --- nnmargin ---
-
-    def run_nnmargin(self, problem: Problem, label: str = "") -> tuple:
-        """Time TrainSet+prepare and certify; check exactly on a subset. Returns (search s, e2e s, result)."""
-        args = self.args
-        prep_s, trainset = timed(lambda: nnmargin_prepare(problem), args.slow_repeats)
-        search_s, result = timed(lambda: nnmargin_search(trainset, problem, args.threads), args.repeats)
-        check = check_exact(result, exact_reference(problem, args.check_queries))
-        search, prep = median(search_s), median(prep_s)
-        name = f"nnmargin{label}"
-        detail = {"search_seconds_all": search_s, "prepare_seconds_all": prep_s, "exact_check": check}
-        self.add(Row(problem.name, f"{name} search (prepared TrainSet)", search, problem.ops() / search / 1e9,
-                     None, check_label(check), detail))
-        self.add(Row(problem.name, f"{name} end-to-end (TrainSet + prepare + search)", search + prep,
-                     problem.ops() / (search + prep) / 1e9, None, check_label(check), {"prepare_seconds": prep}))
-        return search, search + prep, result
-
-    # --- faiss ---
-
-    def measure_faiss(self, problem: Problem, ours: Neighbours) -> dict:
-        """Time faiss per-class flat indexes (float32 conversion + build, then search + combine) and
-        check them against nnmargin's result ``ours`` on the same queries."""
-        build_s, built = timed(lambda: faiss_build(problem), self.args.slow_repeats)
-        search_s, theirs = timed(lambda: faiss_search(built, problem), self.args.slow_repeats)
-        rtol = FLOAT32_L2_RTOL if problem.metric == "l2" else FLOAT32_SUM_RTOL
-        return {"build": median(build_s), "search": median(search_s), "build_seconds_all": build_s,
-                "search_seconds_all": search_s, "timed_queries": problem.n,
-                "check": check_against_baseline(problem, ours, theirs, rtol)}
-
-    def add_faiss_rows(self, measured: dict, target: Problem, ours_search: float, ours_e2e: float,
-                       ours_label: str = "") -> None:
-        """Table rows for a faiss measurement, search time scaled to ``target``'s query count."""
-        scale = target.n / measured["timed_queries"]
-        build, search = measured["build"], measured["search"] * scale
-        extra = f"; extrapolated from {measured['timed_queries']} queries" if scale != 1.0 else ""
-        vs = f" vs nnmargin {ours_label}" if ours_label else ""
-        check = check_label(measured["check"])
-        detail = {**measured, "scaled_to_queries": target.n, "scale": scale}
-        self.add(Row(target.name, f"faiss search + combine (indexes built{extra}){vs}", search,
-                     target.ops() / search / 1e9, search / ours_search, check, detail))
-        self.add(Row(target.name, f"faiss end-to-end (float32 conv. + build + search{extra}){vs}", build + search,
-                     target.ops() / (build + search) / 1e9, (build + search) / ours_e2e, check,
-                     {"build_seconds": build, "scale": scale}))
-
-    def run_faiss(self, problem: Problem, ours: Neighbours, ours_search: float, ours_e2e: float) -> None:
-        self.add_faiss_rows(self.measure_faiss(problem, ours), problem, ours_search, ours_e2e)
-
-    # --- numpy ---
-
-    def run_numpy(self, problem: Problem, ours: Neighbours, ours_e2e: float, full_problem: Problem | None = None):
-        """Time the float32 numpy brute force (end to end); compare with nnmargin."""
-        seconds, theirs = timed(lambda: numpy_bruteforce(problem), self.args.slow_repeats)
-        check = check_against_baseline(problem, ours, theirs, FLOAT32_L2_RTOL)
-        scale = 1.0 if full_problem is None else full_problem.n / problem.n
-        target = full_problem or problem
-        total = median(seconds) * scale
-        extra = f", extrapolated from {problem.n} queries" if scale != 1.0 else ""
-        self.add(Row(target.name, f"numpy float32 matmul trick (end-to-end{extra})", total,
-                     target.ops() / total / 1e9, total / ours_e2e, check_label(check),
-                     {"seconds_all": seconds, "check": check, "scale": scale}))
-
-    # --- the benchmark sections ---
-
     def register(self, problem: Problem, section: str) -> None:
-        self.problems.append({"section": section, **problem.describe(), "load_average_at_start": list(os.getloadavg())})
+        """Start a problem's section (and close the previous one's CPU-contention measurement)."""
+        self.close_section()
+        self.problems.append({"section": section, **problem.describe()})
+        self._section_start = cpu_snapshot()
         self.log(f"{section}: {problem.name} (N={problem.n}, M={problem.m}, D={problem.d}, "
                  f"{problem.n_classes} classes, {problem.ops() / 1e9:.1f} GOP nominal)")
+
+    def close_section(self) -> None:
+        if self._section_start is not None:
+            self.problems[-1]["contention"] = other_load(self._section_start, cpu_snapshot())
+            self._section_start = None
+
+    def compare(self, problem: Problem, baseline_queries: int | None = None, with_numpy: bool = True) -> None:
+        """Time nnmargin, faiss and (l2) numpy on ``problem``, interleaved; check; add table rows.
+
+        With ``baseline_queries`` the baselines run on the first that many queries only: they are
+        compared like for like with nnmargin on the same subset, and scaled up to all N."""
+        args = self.args
+        sub = problem
+        if baseline_queries is not None and baseline_queries < problem.n:
+            sub = problem.subset(baseline_queries)
+            sub.name = f"{problem.name} [first {sub.n} queries]"
+        methods = [Method("nnmargin", nnmargin_method(problem, args.threads), args.repeats)]
+        if sub is not problem:
+            methods.append(Method("nnmargin_subset", nnmargin_method(sub, args.threads), args.repeats))
+        methods.append(Method("faiss", faiss_method(sub), args.slow_repeats))
+        if with_numpy:
+            methods.append(Method("numpy", numpy_method(sub), args.slow_repeats))
+        timings = interleaved(methods)
+
+        ours = self.add_nnmargin_rows(problem, timings["nnmargin"])
+        if sub is problem:
+            targets = [(problem, timings["nnmargin"], "")]
+        else:  # like for like on the subset, then scaled up to all N
+            self.add_nnmargin_rows(sub, timings["nnmargin_subset"])
+            targets = [(sub, timings["nnmargin_subset"], ""),
+                       (problem, timings["nnmargin"], f" vs nnmargin on all {problem.n}")]
+        rtol = FLOAT32_L2_RTOL if problem.metric == "l2" else FLOAT32_SUM_RTOL
+        for name in ("faiss", "numpy"):
+            if name in timings:
+                check = check_against_baseline(sub, ours, timings[name]["result"], rtol)
+                for target, our_timing, versus in targets:
+                    self.add_baseline_rows(name, target, sub.n, timings[name], our_timing, check, versus)
+
+    def add_nnmargin_rows(self, problem: Problem, timing: dict) -> Neighbours:
+        """Rows "search" and "end-to-end" for nnmargin, checked against the exact reference."""
+        result = timing["result"]
+        check = check_exact(result, exact_reference(problem, self.args.check_queries))
+        search = median(timing["phases"]["search"])
+        e2e = median(phase_sum(timing, ("prepare", "search")))
+        detail = {"seconds_all": timing["phases"], "exact_check": check}
+        self.add(Row(problem.name, "nnmargin search (prepared TrainSet)", search, problem.ops() / search / 1e9,
+                     None, check_label(check), detail))
+        self.add(Row(problem.name, "nnmargin end-to-end (TrainSet + prepare + search)", e2e,
+                     problem.ops() / e2e / 1e9, None, check_label(check), {}))
+        return result
+
+    def add_baseline_rows(self, name: str, target: Problem, timed_queries: int, timing: dict, ours: dict,
+                          check: dict, versus: str) -> None:
+        """Rows for a baseline measured on ``timed_queries`` queries, its search time scaled to
+        ``target``'s query count, with speedups of nnmargin (timing ``ours``) like for like."""
+        scale = target.n / timed_queries
+        extra = f"; extrapolated from {timed_queries} queries" if scale != 1.0 else ""
+        if name == "faiss":
+            build = timing["phases"]["build"]
+            search = [s * scale for s in timing["phases"]["search"]]
+            total = [b + s for b, s in zip(build, search)]
+            variants = ((f"faiss search + combine (indexes built{extra}){versus}", search, ours["phases"]["search"]),
+                        (f"faiss end-to-end (float32 conv. + build + search{extra}){versus}", total,
+                         phase_sum(ours, ("prepare", "search"))))
+        else:
+            total = [s * scale for s in timing["phases"]["total"]]
+            variants = ((f"numpy float32 matmul trick (end-to-end{extra}){versus}", total,
+                         phase_sum(ours, ("prepare", "search"))),)
+        for method, theirs, mine in variants:
+            seconds = median(theirs)
+            paired = [t / m for t, m in zip(theirs, mine)]  # same round: same machine load
+            detail = {"seconds_all": theirs, "scale": scale, "timed_queries": timed_queries,
+                      "paired_speedup_median": median(paired), "check": check}
+            self.add(Row(target.name, method, seconds, target.ops() / seconds / 1e9, seconds / median(mine),
+                         check_label(check), detail))
+
+    # --- the benchmark sections ---
 
     def uint8_l2_random(self, rng) -> None:
         n, m, d = self.sizes.cifar
@@ -524,18 +624,13 @@ class Runner:
             problem = random_uint8_problem(f"CIFAR-shaped random uint8 l2, {n_classes} classes", n, m, d,
                                            n_classes, "l2", rng)
             self.register(problem, "1. uint8 l2, CIFAR-shaped")
-            search, e2e, ours = self.run_nnmargin(problem)
-            self.run_faiss(problem, ours, search, e2e)
-            self.run_numpy(problem, ours, e2e)
+            self.compare(problem)
 
     def uint8_l2_mnist(self) -> None:
         s = self.sizes
         problem = mnist_problem(self.args.data_dir, s.mnist_queries, s.mnist_train)
         self.register(problem, "2. MNIST uint8 l2")
-        search, e2e, ours = self.run_nnmargin(problem)
-        self.run_faiss(problem, ours, search, e2e)
-        sub = problem.subset(s.mnist_numpy_queries) if s.mnist_numpy_queries < problem.n else problem
-        self.run_numpy(sub, ours, e2e, full_problem=problem if sub is not problem else None)
+        self.compare(problem)
 
     def uint8_l1_linf(self, rng) -> None:
         n, m, d = self.sizes.lp
@@ -544,47 +639,41 @@ class Runner:
             problem = Problem(f"CIFAR-shaped random uint8 {metric}, 10 classes", base.x_train, base.y_train,
                               base.x_query, base.y_query, metric)
             self.register(problem, f"3. uint8 {metric}")
-            search, e2e, ours = self.run_nnmargin(problem)
-            sub = problem.subset(self.sizes.lp_faiss_queries)
-            sub.name = f"{problem.name} [first {sub.n} queries]"
-            sub_search, sub_e2e, _ = self.run_nnmargin(sub)
-            measured = self.measure_faiss(sub, ours)
-            self.add_faiss_rows(measured, sub, sub_search, sub_e2e)  # like for like on the subset
-            self.add_faiss_rows(measured, problem, search, e2e, f"on all {problem.n}")  # scaled up
+            self.compare(problem, baseline_queries=self.sizes.lp_faiss_queries, with_numpy=False)
 
     def float32_l2(self, rng) -> None:
         n, m, d = self.sizes.float32
         problem = random_float32_problem(f"float32 features l2 (D={d}), 10 classes", n, m, d, 10, rng)
         self.register(problem, "4. float32 l2")
-        search, e2e, ours = self.run_nnmargin(problem)
-        self.run_faiss(problem, ours, search, e2e)
-        self.run_numpy(problem, ours, e2e)
+        self.compare(problem)
 
     def isa_variants(self, rng) -> None:
-        """Every CPU kernel variant on one small problem per (dtype, metric); results must be identical."""
+        """Every CPU kernel variant on one problem per (dtype, metric), interleaved; results must be
+        identical across variants and exact."""
         n, m, d = self.sizes.isa
         uint8_base = random_uint8_problem("", n, m, d, 10, "l2", rng)
         float_base = random_float32_problem("", n, m, 512, 10, rng)
+        isas = nnmargin.cpu_isas()
         for base, metric in ((uint8_base, "l2"), (uint8_base, "l1"), (uint8_base, "linf"), (float_base, "l2")):
             problem = Problem(f"ISA variants: {base.x_train.dtype} {metric} (N={n}, M={m}, D={base.d})",
                               base.x_train, base.y_train, base.x_query, base.y_query, metric)
             self.register(problem, "5. ISA dispatch")
             trainset = nnmargin_prepare(problem)
+            timings = interleaved([Method(isa, nnmargin_method(problem, self.args.threads, isa, trainset),
+                                          self.args.slow_repeats) for isa in isas])
             ref = exact_reference(problem, self.args.check_queries)
-            first = None
-            for isa in nnmargin.cpu_isas():
-                secs, got = timed(lambda: nnmargin_search(trainset, problem, self.args.threads, isa),
-                                  self.args.slow_repeats)
+            fastest = timings[isas[0]]
+            for isa in isas:
+                got = timings[isa]["result"]
                 check = check_exact(got, ref)
-                if first is None:
-                    first = (isa, median(secs), got)
-                identical = all(np.array_equal(getattr(got, f), getattr(first[2], f)) for f in
-                                ("dist_same", "idx_same", "dist_other", "idx_other"))
-                label = check_label(check) + (f", identical to {first[0]}" if identical else f", DIFFERS from {first[0]}")
-                t = median(secs)
-                self.add(Row(problem.name, f"nnmargin isa={isa}", t, problem.ops() / t / 1e9,
-                             None, label, {"seconds_all": secs, "exact_check": check,
-                                           "slowdown_vs_" + first[0]: t / first[1], "identical": identical}))
+                identical = all(np.array_equal(getattr(got, f), getattr(fastest["result"], f))
+                                for f in ("dist_same", "idx_same", "dist_other", "idx_other"))
+                label = check_label(check) + (f", identical to {isas[0]}" if identical else f", DIFFERS from {isas[0]}")
+                t = median(timings[isa]["phases"]["search"])
+                self.add(Row(problem.name, f"nnmargin isa={isa}", t, problem.ops() / t / 1e9, None, label,
+                             {"seconds_all": timings[isa]["phases"]["search"], "exact_check": check,
+                              f"slowdown_vs_{isas[0]}": t / median(fastest["phases"]["search"]),
+                              "identical": identical}))
 
 
 # -------------------------------------------------------------------------------------- reporting
@@ -656,6 +745,8 @@ def markdown_table(rows) -> str:
     lines = ["| problem | method | seconds | GOP/s | nnmargin speedup | check |", "|---|---|---:|---:|---:|---|"]
     for r in rows:
         speed = f"**{r.speedup:.1f}x**" if r.speedup else ""
+        if r.speedup and "paired_speedup_median" in r.detail:
+            speed += f" ({r.detail['paired_speedup_median']:.1f}x)"
         lines.append(f"| {r.problem} | {r.method} | {format_seconds(r.seconds)} | {r.gops:.1f} | {speed} | {r.check} |")
     return "\n".join(lines)
 
@@ -669,10 +760,15 @@ def headline(rows) -> list[dict]:
     return out
 
 
+def all_checks_ok(rows) -> bool:
+    return all("MISMATCH" not in r.check and "DIFFERS" not in r.check for r in rows)
+
+
 def write_outputs(out_dir: Path, info: dict, runner: Runner, quick: bool) -> None:
+    """cpu_benchmark[_quick].json (everything) and .md (header + table) in ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = "cpu_benchmark_quick" if quick else "cpu_benchmark"
-    all_ok = all("MISMATCH" not in r.check and "DIFFERS" not in r.check for r in runner.rows)
+    all_ok = all_checks_ok(runner.rows)
     payload = {"machine": info, "all_checks_ok": all_ok, "problems": runner.problems,
                "ops_convention": "GOP/s = 2*N*M*D / seconds / 1e9 for every method and metric "
                                  "(one multiply-add, or one subtract + abs/max, counted as 2 ops)",
@@ -682,7 +778,9 @@ def write_outputs(out_dir: Path, info: dict, runner: Runner, quick: bool) -> Non
           f"- command: `{info['command']}`", f"- date (UTC): {info['date_utc']}",
           f"- CPU: {info['cpu']}; {info['logical_cpus']} logical CPUs; **{info['threads_used']} threads for every method**",
           f"- load average (1/5/15 min) at start {fmt_load(info['load_average_at_start'])}, "
-          f"at end {fmt_load(info['load_average_at_end'])}",
+          f"at end {fmt_load(info['load_average_at_end'])} (the load average counts this benchmark's own threads); "
+          f"CPU used by other processes during the run: {fmt_contention(info['contention_during_run'])}, "
+          f"worst section {worst_section(runner.problems)}",
           f"- nnmargin {info['nnmargin_version']} (git {info['nnmargin_git']}; {info['nnmargin_core_module']}), "
           f"ISAs {info['nnmargin_cpu_isas']}; "
           f"faiss {info['faiss_version']} ({info['faiss_compile_options']}); numpy {info['numpy_version']} "
@@ -691,8 +789,18 @@ def write_outputs(out_dir: Path, info: dict, runner: Runner, quick: bool) -> Non
           f"**{'passed' if all_ok else 'FAILED'}**", "",
           "Seconds are medians after one warm-up run. GOP/s = 2·N·M·D / seconds for every method and metric. "
           "\"nnmargin speedup\" = baseline seconds / nnmargin seconds, like for like (search vs search, "
-          "end-to-end vs end-to-end, same query set).", "", markdown_table(runner.rows), ""]
+          "end-to-end vs end-to-end, same query set); in brackets the median of the per-round ratios (methods "
+          "are timed in alternating rounds, so each round's ratio sees one machine load).", "", markdown_table(runner.rows), ""]
     (out_dir / f"{stem}.md").write_text("\n".join(md), encoding="utf-8")
+
+
+def fmt_contention(c: dict) -> str:
+    return f"{c['other_processes_cores']:.2f} cores (hypervisor steal {c['steal_cores']:.2f})"
+
+
+def worst_section(problems) -> str:
+    worst = max(problems, key=lambda p: p["contention"]["other_processes_cores"])
+    return f"{fmt_contention(worst['contention'])} ({worst['name']})"
 
 
 def fmt_load(values) -> str:
@@ -708,17 +816,20 @@ def main(argv=None) -> int:
     if info["load_average_at_start"][0] > 0.5 * (os.cpu_count() or 1):
         print(f"WARNING: load average {fmt_load(info['load_average_at_start'])}: timings may be noisy", flush=True)
     runner = Runner(args, QUICK if args.quick else FULL)
+    run_start = cpu_snapshot()
     rng = np.random.default_rng(args.seed)
     runner.uint8_l2_random(rng)
     runner.uint8_l2_mnist()
     runner.uint8_l1_linf(rng)
     runner.float32_l2(rng)
     runner.isa_variants(rng)
+    runner.close_section()
+    info["contention_during_run"] = other_load(run_start, cpu_snapshot())
     info["load_average_at_end"] = list(os.getloadavg())
     info["total_seconds"] = time.perf_counter() - start
     write_outputs(Path(args.out), info, runner, args.quick)
     print(f"wrote {args.out}; total {info['total_seconds']:.0f} s", flush=True)
-    return 0 if all("MISMATCH" not in r.check and "DIFFERS" not in r.check for r in runner.rows) else 1
+    return 0 if all_checks_ok(runner.rows) else 1
 
 
 if __name__ == "__main__":
