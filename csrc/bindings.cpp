@@ -31,15 +31,13 @@ void require_matrix(const py::array& a, const char* name) {
 using IntArray = py::array_t<int32_t, py::array::c_style | py::array::forcecast>;
 using IndexArray = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
 
-nnm::PreparedTrain prepare_train(const py::array& x, const IntArray& class_id, int metric) {
+nnm::PreparedTrain prepare_train(const py::array& x, const IntArray& class_id, nnm::Metric metric) {
   require_matrix(x, "training points");
   if (class_id.ndim() != 1 || class_id.shape(0) != x.shape(0))
     throw std::invalid_argument("need one class id per training point");
-  if (metric < 0 || metric > 2) throw std::invalid_argument("metric must be 0 (l2), 1 (l1) or 2 (linf)");
   const nnm::DType dtype = dtype_of(x);
   py::gil_scoped_release release;
-  return nnm::prepare_train(x.data(), dtype, x.shape(0), x.shape(1), class_id.data(),
-                            static_cast<nnm::Metric>(metric));
+  return nnm::prepare_train(x.data(), dtype, x.shape(0), x.shape(1), class_id.data(), metric);
 }
 
 py::tuple search(const nnm::PreparedTrain& train, const py::array& queries, const IntArray& query_class,
@@ -81,7 +79,9 @@ py::tuple bisector(const nnm::PreparedTrain& l2, const nnm::PreparedTrain& dual,
   if (query_class.ndim() != 1 || query_class.shape(0) != n) throw std::invalid_argument("need one class per query");
   if (pivot_sq_dist.ndim() != 2 || pivot_sq_dist.shape(0) != n)
     throw std::invalid_argument("pivot distances must be (queries, pivots)");
-  const int n_pivots = static_cast<int>(pivot_sq_dist.shape(1));
+  const int64_t n_pivots = pivot_sq_dist.shape(1);
+  if (n_pivots < 1 || n_pivots > nnm::cpu::kMaxPivots)
+    throw std::invalid_argument("the bisector bound takes 1 to " + std::to_string(nnm::cpu::kMaxPivots) + " pivots");
   if (pivots.ndim() != 3 || pivots.shape(0) != n || pivots.shape(1) != n_pivots || pivots.shape(2) != layout.dim ||
       !(pivots.flags() & py::array::c_style))
     throw std::invalid_argument("pivots must be a C-contiguous (queries, pivots, features) array");
@@ -91,7 +91,7 @@ py::tuple bisector(const nnm::PreparedTrain& l2, const nnm::PreparedTrain& dual,
   nnm::SearchOptions options{"cpu", isa, num_threads};
   {
     py::gil_scoped_release release;
-    nnm::bisector(l2, dual, queries.data(), n, query_class.data(), pivots.data(), pivot_sq_dist.data(), n_pivots,
+    nnm::bisector(l2, dual, queries.data(), n, query_class.data(), pivots.data(), pivot_sq_dist.data(), static_cast<int>(n_pivots),
                   options, out);
   }
   return py::make_tuple(bound, index);
@@ -102,15 +102,19 @@ py::tuple bisector(const nnm::PreparedTrain& l2, const nnm::PreparedTrain& dual,
 PYBIND11_MODULE(_core, m) {
   m.doc() = "nnmargin's compiled core (private: use the nnmargin package)";
 
+  // The metric names are the ones Python uses (nnmargin._names.METRICS): no integer codes cross.
+  py::enum_<nnm::Metric>(m, "Metric").value("l2", nnm::cpu::kL2).value("l1", nnm::cpu::kL1).value("linf", nnm::cpu::kLinf);
+  m.attr("MAX_PIVOTS") = nnm::cpu::kMaxPivots;
+
   py::class_<nnm::PreparedTrain>(m, "PreparedTrain")
       .def_property_readonly("n_points", [](const nnm::PreparedTrain& t) { return t.layout->m; })
       .def_property_readonly("dim", [](const nnm::PreparedTrain& t) { return t.layout->dim; })
       .def_property_readonly("dim_padded", [](const nnm::PreparedTrain& t) { return t.layout->dim_padded; })
-      .def_property_readonly("metric", [](const nnm::PreparedTrain& t) { return static_cast<int>(t.layout->metric); })
+      .def_property_readonly("metric", [](const nnm::PreparedTrain& t) { return t.layout->metric; })
       .def_property_readonly("nbytes", [](const nnm::PreparedTrain& t) { return t.layout->data.size(); });
 
   m.def("prepare_train", &prepare_train, py::arg("x"), py::arg("class_id"), py::arg("metric"),
-        "Lay out training points (m, dim) with dense class ids (m,) for metric 0=l2, 1=l1, 2=linf.");
+        "Lay out training points (m, dim) with dense class ids (m,) for a Metric.");
   m.def("search", &search, py::arg("train"), py::arg("queries"), py::arg("query_class"), py::arg("skip") = py::none(),
         py::arg("device") = "cpu", py::arg("isa") = "auto", py::arg("num_threads") = 0,
         "Nearest same-class and other-class training point of each query: "

@@ -55,7 +55,8 @@ struct ScanJob {
 
 using ScanFn = void (*)(const ScanJob& job);
 
-constexpr int kMaxPivots = 4;
+// Same-class pivots of the bisector bound, at most; Python reads it as _core.MAX_PIVOTS.
+constexpr int kMaxPivots = 3;
 
 // Bisector lower bound of the robust radius (see bisector_driver.cpp). For each query x with
 // same-class pivots p_k and every other-class training point t:

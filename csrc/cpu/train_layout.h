@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "scan_common.h"
@@ -44,8 +45,11 @@ struct TrainLayout {
   std::vector<int32_t> t_class;      // (m_padded) dense class id; padding gets kNoClass - 1
   std::vector<uint32_t> t_aux;       // (m_padded) uint8 l2: |t|^2, else empty
   AlignedBuffer data;                // kernel layout; row-major for every float layout
-  // Device copy built by the CUDA backend on first use (opaque here; freed with the layout).
+  // Device copy built by the CUDA backend on first use (opaque here; freed with the layout). Searches
+  // run with the GIL released, so two threads may share one layout: read and write the cache only
+  // under cuda_cache_mutex.
   mutable std::shared_ptr<void> cuda_cache;
+  mutable std::mutex cuda_cache_mutex;
 
   // Row of sorted position `pos`, dim_padded long, for the exact re-check (float layouts only).
   const void* row(int64_t pos) const { return data.data() + pos * dim_padded * element_size(dtype); }

@@ -5,6 +5,7 @@
 //    in the same order as the CPU's exact re-check, so results match index for index.
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -15,7 +16,8 @@
 
 namespace nnm::cuda {
 
-double g_last_kernel_ms = 0.0;  // set by every search (see last_kernel_ms)
+// Set by every search (see last_kernel_ms); atomic because searches run with the GIL released.
+std::atomic<double> g_last_kernel_ms{0.0};
 
 namespace {
 
@@ -83,7 +85,7 @@ __global__ void nearest_same_other(KernelArgs a) {
 
 bool built_with_cuda() { return true; }
 
-double last_kernel_ms() { return g_last_kernel_ms; }
+double last_kernel_ms() { return g_last_kernel_ms.load(); }
 
 int device_count() {
   int count = 0;
@@ -123,7 +125,7 @@ void search(const cpu::TrainLayout& train, const void* queries, int64_t n, const
   KernelTimer timer;
   nearest_same_other<<<static_cast<unsigned>((n + threads - 1) / threads), threads>>>(args);
   check(cudaGetLastError(), "kernel launch");
-  g_last_kernel_ms = timer.stop();
+  g_last_kernel_ms.store(timer.stop());
   check(cudaDeviceSynchronize(), "kernel");
 
   std::vector<double> value(2 * n);

@@ -1,6 +1,7 @@
 // Internal interface between the CUDA dispatcher (cuda_backend.cu) and its kernels.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 
 #include "../cpu/scan_driver.h"
@@ -33,6 +34,6 @@ struct TensorCoreArgs {
 void search_u8_l2_tensor_core(const cpu::TrainLayout& train, const uint8_t* queries, int64_t n,
                               const int32_t* query_class, const int64_t* skip_index, cpu::SearchOutput out);
 
-extern double g_last_kernel_ms;  // milliseconds in kernels of the last search (cuda_backend.cu)
+extern std::atomic<double> g_last_kernel_ms;  // milliseconds in kernels of the last search (cuda_backend.cu)
 
 }  // namespace nnm::cuda

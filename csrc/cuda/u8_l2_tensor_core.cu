@@ -6,6 +6,8 @@
 // depend on block order or on how the training set was chunked, and ties go to the lowest index.
 #include <cuda_runtime.h>
 
+#include <mutex>
+
 #include <algorithm>
 #include <vector>
 
@@ -190,11 +192,12 @@ void search_u8_l2_tensor_core(const cpu::TrainLayout& t, const uint8_t* queries,
   for (int64_t begin = 0; begin < t.m; begin += one_chunk ? t.m : fit) {
     const int64_t count = std::min(t.m - begin, one_chunk ? t.m : fit);
     std::shared_ptr<TensorCoreTrainChunk> chunk;
-    if (one_chunk && t.cuda_cache) {
+    if (one_chunk) {  // the cached device copy is shared by every thread searching this layout
+      std::lock_guard<std::mutex> lock(t.cuda_cache_mutex);
+      if (!t.cuda_cache) t.cuda_cache = std::make_shared<TensorCoreTrainChunk>(make_train_chunk(t, begin, count, dp));
       chunk = std::static_pointer_cast<TensorCoreTrainChunk>(t.cuda_cache);
     } else {
       chunk = std::make_shared<TensorCoreTrainChunk>(make_train_chunk(t, begin, count, dp));
-      if (one_chunk) t.cuda_cache = chunk;
     }
     args.train = chunk->rows.get();
     args.t_norm = chunk->norm.get();
@@ -206,7 +209,7 @@ void search_u8_l2_tensor_core(const cpu::TrainLayout& t, const uint8_t* queries,
     check(cudaGetLastError(), "tensor-core kernel launch");
     kernel_ms += timer.stop();
   }
-  g_last_kernel_ms = kernel_ms;
+  g_last_kernel_ms.store(kernel_ms);
 
   std::vector<unsigned long long> same(n), other(n);
   check(cudaMemcpy(same.data(), key_same.get(), n * sizeof(unsigned long long), cudaMemcpyDeviceToHost), "cudaMemcpy");

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._validate import as_labels, as_metric, as_points, safe_float_dtype
+from ._names import as_metric, metric_code
+from ._validate import as_labels, as_points, safe_float_dtype
 
-_METRIC_CODE = {"l2": 0, "l1": 1, "linf": 2}
 
 
 class TrainSet:
@@ -53,7 +53,7 @@ class TrainSet:
         """The compiled layout for ``metric`` (built once, then cached)."""
         metric = as_metric(metric)
         if metric not in self._prepared:
-            self._prepared[metric] = _core.prepare_train(self.points, self._class_id, _METRIC_CODE[metric])
+            self._prepared[metric] = _core.prepare_train(self.points, self._class_id, metric_code(metric))
         return self._prepared[metric]
 
     def float64_problem(self, unit: float):

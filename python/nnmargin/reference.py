@@ -1,0 +1,93 @@
+"""Plain numpy references of what the kernels compute: slow, obvious, float64 (int64 for uint8).
+
+The tests compare every kernel with these functions; the benchmarks check their results with them;
+nothing here is fast or clever. Conventions are the kernels': ties go to the lowest training index,
+a class without training points gives distance inf and index -1, and with ``leave_one_out`` query
+i is training point i and ignores it.
+
+Shapes: x (N, D) queries, y (N,) their labels, t (M, D) training points, ty (M,) their labels.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._names import DUAL_NORM, NUMPY_ORD
+
+_CHUNK_ELEMENTS = 1 << 24  # queries per step are chosen so one step holds ~16M differences
+
+
+def _wide(a: np.ndarray) -> np.ndarray:
+    """uint8 as int64 (every difference and sum exact), anything else as float64."""
+    a = np.asarray(a)
+    return a.astype(np.int64 if a.dtype == np.uint8 else np.float64)
+
+
+def _as_rows(a) -> np.ndarray:
+    a = np.asarray(a)
+    return a.reshape(len(a), -1)
+
+
+def distances(x, t, metric: str = "l2", squared: bool = False) -> np.ndarray:
+    """(N, M) float64 distances between the rows of x (N, ...) and t (M, ...) in the metric's norm.
+
+    uint8 input is differenced in int64 (exact integers); float input in float64. ``squared``
+    returns the squared l2 distance (exact integers for uint8)."""
+    x, t = _wide(_as_rows(x)), _wide(_as_rows(t))
+    out = np.empty((len(x), len(t)))
+    step = max(1, _CHUNK_ELEMENTS // max(1, t.size))
+    for begin in range(0, len(x), step):
+        diff = x[begin:begin + step, None, :] - t[None, :, :]
+        if metric == "l2":
+            sq = (diff * diff).sum(axis=-1).astype(np.float64)
+            out[begin:begin + step] = sq if squared else np.sqrt(sq)
+        elif metric == "l1":
+            out[begin:begin + step] = np.abs(diff).sum(axis=-1)
+        else:
+            out[begin:begin + step] = np.abs(diff).max(axis=-1)
+    return out
+
+
+def nearest_same_other(x, y, t, ty, metric: str = "l2", leave_one_out: bool = False):
+    """Nearest same-class and other-class training point of every query, by brute force.
+
+    Returns (dist_same, idx_same, dist_other, idx_other), each (N,): float64 distances in the
+    metric's norm (uint8 in integer steps) and int64 training indices."""
+    dist = distances(x, t, metric)
+    y, ty = np.asarray(y).reshape(-1), np.asarray(ty).reshape(-1)
+    same = y[:, None] == ty[None, :]
+    allowed = np.ones_like(same)
+    if leave_one_out:
+        np.fill_diagonal(allowed, False)
+    out = []
+    for mask in (same & allowed, ~same & allowed):
+        masked = np.where(mask, dist, np.inf)
+        idx = masked.argmin(axis=1) if masked.shape[1] else np.zeros(len(x), dtype=np.int64)
+        has = mask.any(axis=1)
+        out += [np.where(has, masked[np.arange(len(x)), idx] if len(x) else masked[:, :0].sum(1), np.inf),
+                np.where(has, idx, -1).astype(np.int64)]
+    return tuple(out)
+
+
+def predict_1nn(x, t, ty, metric: str = "l2") -> np.ndarray:
+    """(N,) labels the 1NN classifier on (t, ty) gives the queries x (ties: lowest index)."""
+    return np.asarray(ty)[distances(x, t, metric).argmin(axis=1)]
+
+
+def bisector_bound(x, y, t, ty, pivot_idx, norm: str = "l2") -> np.ndarray:
+    """(N,) min over other-class t of max over the pivots p of (|x-t|^2 - |x-p|^2) / (2 ||t-p||_*),
+    the dual norm ||.||_* of ``norm``; pivot_idx (N, K) training indices. inf without other class.
+
+    No rounding control: a reference value to compare the kernel's rounded-down bound with."""
+    x, t = _wide(_as_rows(x)).astype(np.float64), _wide(_as_rows(t)).astype(np.float64)
+    y, ty = np.asarray(y).reshape(-1), np.asarray(ty).reshape(-1)
+    dual = NUMPY_ORD[DUAL_NORM[norm]]
+    out = np.empty(len(x))
+    for i in range(len(x)):
+        others = t[ty != y[i]]
+        best = np.full(len(others), -np.inf)
+        for p in t[np.atleast_1d(pivot_idx[i])]:
+            num = ((others - x[i]) ** 2).sum(axis=1) - ((p - x[i]) ** 2).sum()
+            den = 2 * np.linalg.norm(others - p, ord=dual, axis=1)
+            best = np.maximum(best, np.where(den > 0, num / np.where(den > 0, den, 1), 0.0))
+        out[i] = best.min() if len(others) else np.inf
+    return out
