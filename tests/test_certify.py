@@ -147,14 +147,15 @@ def test_absent_neighbours_are_null_in_json():
     assert data["dist_same"] == [None] and data["idx_same"] == [-1]
 
 
-def test_torch_cpu_tensors_are_read_without_copies():
+def test_torch_cpu_tensors_are_accepted_and_queries_read_in_place():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(2)
     t = torch.from_numpy(rng.integers(0, 256, (50, 20), dtype=np.uint8))
     ty = torch.from_numpy(rng.integers(0, 2, 50))
     x, y = torch.from_numpy(rng.integers(0, 256, (7, 20), dtype=np.uint8)), torch.tensor([0, 1, 0, 1, 0, 1, 0])
     ts = nnmargin.TrainSet(t, ty)
-    assert np.shares_memory(ts.points, t.numpy())
+    assert not np.shares_memory(ts.points, t.numpy())  # the TrainSet owns a snapshot (see test_trust.py)
+    assert np.shares_memory(ts.queries_like(x), x.numpy())  # queries are read where they are
     a = nnmargin.certify(x, y, ts)
     b = nnmargin.certify(x.numpy(), y.numpy(), (t.numpy(), ty.numpy()))
     np.testing.assert_array_equal(a.idx_same, b.idx_same)
@@ -174,6 +175,12 @@ def test_float32_with_extreme_magnitudes_is_still_exact():
 
 
 def test_version_and_introspection():
-    assert nnmargin.__version__
-    assert "generic" in nnmargin.cpu_isas()
-    assert isinstance(nnmargin.cuda_available(), bool)
+    import importlib.metadata
+    import re
+
+    assert re.fullmatch(r"\d+\.\d+\.\d+", nnmargin.__version__)
+    assert nnmargin.__version__ == importlib.metadata.version("nnmargin")
+    isas = nnmargin.cpu_isas()
+    assert isas[-1] == "generic" and len(set(isas)) == len(isas)
+    assert set(isas) <= {"avx512", "avx2", "generic"}
+    assert nnmargin.cuda_available() is (nnmargin._core.cuda_device_count() > 0)

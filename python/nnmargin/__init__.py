@@ -9,13 +9,15 @@ from __future__ import annotations
 import importlib
 
 from . import _core
+from ._errors import InputError
 from .adversarial import AttackResult, attack_1nn
 from .certify import certify
 from .result import CertifyResult
 from .trainset import TrainSet
 
 __version__ = "0.1.0"
-__all__ = ["certify", "attack_1nn", "AttackResult", "CertifyResult", "TrainSet", "cpu_isas", "cuda_available", "datasets", "__version__"]
+__all__ = ["certify", "attack_1nn", "AttackResult", "CertifyResult", "TrainSet", "InputError", "cpu_isas",
+           "cuda_available", "datasets", "reference", "__version__"]
 
 
 def cpu_isas() -> list:
@@ -29,6 +31,6 @@ def cuda_available() -> bool:
 
 
 def __getattr__(name):  # submodules load on first use, keeping `import nnmargin` light
-    if name in ("datasets", "cli"):
+    if name in ("datasets", "cli", "reference"):
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'nnmargin' has no attribute {name!r}")

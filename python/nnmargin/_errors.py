@@ -18,3 +18,7 @@ class InputTypeError(InputError, TypeError):
 
 class NnmarginWarning(UserWarning):
     """Base class of nnmargin's own warnings (the test suite turns them into errors)."""
+
+
+class DeviceUnavailableError(InputError, RuntimeError):
+    """The device asked for is not usable here (no GPU, or a build without CUDA)."""

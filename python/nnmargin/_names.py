@@ -30,6 +30,12 @@ NUMPY_ORD = {"l1": 1, "l2": 2, "linf": math.inf}          # np.linalg.norm's ord
 UNIT_ROUNDOFF = 2.0**-53      # float64 unit roundoff u: one rounding moves a value by <= u relative
 DEFAULT_UINT8_SCALE = 1.0 / 255.0   # one uint8 step on the [0, 1] pixel scale of robustness papers
 MAX_PIVOTS = int(_core.MAX_PIVOTS)  # same-class pivots of the bisector bound, at most
+# device="auto" stays on the CPU until the CUDA backend has passed a run on a real GPU (it has only
+# been compiled so far); device="cuda" still selects it explicitly.
+AUTO_USES_CUDA = False
+# Queries per chunk when certify shows progress without a batch size: large enough to keep every
+# core busy, small enough that the bar moves every few seconds (exact radii take ~0.1 s per query).
+PROGRESS_BATCH = {"margin": 2000, "bisector": 2000, "exact": 32}
 
 
 def _canonical(value, kind: str, choices) -> str:

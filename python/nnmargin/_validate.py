@@ -1,11 +1,13 @@
 """Input checking and conversion shared by every public entry point.
 
-Every problem a user can cause ends here as a ``TypeError`` or ``ValueError`` whose message names the
-argument and what is wrong, before any compiled code runs.
+Every problem a user can cause ends here as an :class:`~nnmargin.InputError` (``InputTypeError`` for
+wrong types) whose message names the argument and what is wrong, before any compiled code runs.
 """
 from __future__ import annotations
 
 import numpy as np
+
+from ._errors import InputError, InputTypeError
 
 # Largest integer magnitude float64 holds exactly: integer inputs beyond it cannot be searched exactly.
 _MAX_EXACT_INT = 2**53
@@ -33,7 +35,7 @@ def to_numpy(x, name: str) -> np.ndarray:
     try:
         return np.asarray(x)
     except Exception as exc:  # ragged lists and other things numpy cannot hold
-        raise TypeError(f"{name} cannot be converted to an array: {exc}") from None
+        raise InputTypeError(f"{name} cannot be converted to an array: {exc}") from None
 
 
 def as_points(x, name: str) -> np.ndarray:
@@ -44,31 +46,31 @@ def as_points(x, name: str) -> np.ndarray:
     """
     arr = to_numpy(x, name)
     if arr.dtype == np.bool_ or arr.dtype.kind not in "uif":
-        raise TypeError(f"{name} must hold numbers (uint8, float32 or float64), got dtype {arr.dtype}")
+        raise InputTypeError(f"{name} must hold numbers (uint8, float32 or float64), got dtype {arr.dtype}")
     if arr.ndim < 2:
-        raise ValueError(
+        raise InputError(
             f"{name} must have shape (points, features...), got shape {arr.shape}; "
             f"for one feature per point use x[:, None]"
         )
     n = arr.shape[0]
     dim = int(np.prod(arr.shape[1:]))
     if dim == 0:
-        raise ValueError(f"{name} has no features (shape {arr.shape})")
+        raise InputError(f"{name} has no features (shape {arr.shape})")
     if arr.dtype.kind in "ui" and arr.dtype != np.uint8:
         if arr.size and max(abs(int(arr.min())), abs(int(arr.max()))) > _MAX_EXACT_INT:
-            raise ValueError(f"{name} holds integers beyond 2**53, which float64 cannot represent exactly")
+            raise InputError(f"{name} holds integers beyond 2**53, which float64 cannot represent exactly")
         arr = arr.astype(np.float64)
     elif arr.dtype == np.float16:
         arr = arr.astype(np.float32)
     elif arr.dtype.kind == "f" and arr.dtype not in (np.float32, np.float64):
-        raise TypeError(f"{name} has dtype {arr.dtype}; use uint8, float32 or float64")
+        raise InputTypeError(f"{name} has dtype {arr.dtype}; use uint8, float32 or float64")
     arr = np.ascontiguousarray(arr.reshape(n, dim))
     if arr.dtype != np.uint8:
         finite = np.isfinite(arr)
         if not finite.all():
             bad = np.argwhere(~finite)[0]
             count = int((~finite).sum())
-            raise ValueError(
+            raise InputError(
                 f"{name} contains {count} NaN or infinite value(s), first at point {bad[0]}, feature {bad[1]}"
             )
     return arr
@@ -88,7 +90,7 @@ def safe_float_dtype(*arrays: np.ndarray) -> np.dtype:
     if dtype == np.float32 and (lo < _F32_SAFE[0] or hi > _F32_SAFE[1]):
         dtype = np.dtype(np.float64)
     if dtype == np.float64 and (lo < _F64_SAFE[0] or hi > _F64_SAFE[1]):
-        raise ValueError(
+        raise InputError(
             f"values with magnitudes between {lo:.3g} and {hi:.3g} are outside the range where distances "
             f"are computed exactly ({_F64_SAFE[0]:g} to {_F64_SAFE[1]:g}); rescale the data"
         )
@@ -101,34 +103,65 @@ def as_labels(y, n: int, name: str) -> np.ndarray:
     if arr.ndim != 1:
         arr = arr.reshape(-1) if arr.ndim == 2 and 1 in arr.shape else arr
     if arr.ndim != 1:
-        raise ValueError(f"{name} must be 1-D (one label per point), got shape {arr.shape}")
+        raise InputError(f"{name} must be 1-D (one label per point), got shape {arr.shape}")
     if arr.shape[0] != n:
-        raise ValueError(f"{name} has {arr.shape[0]} labels but there are {n} points")
+        raise InputError(f"{name} has {arr.shape[0]} labels but there are {n} points")
     if arr.dtype == np.bool_:
         return arr.astype(np.int64)
     if arr.dtype.kind in "ui":
         return arr.astype(np.int64, copy=False)
     if arr.dtype.kind == "f":
         if not np.isfinite(arr).all() or not (arr == np.round(arr)).all():
-            raise ValueError(f"{name} must be integer class labels; found non-integer values")
+            raise InputError(f"{name} must be integer class labels; found non-integer values")
         return arr.astype(np.int64)
-    raise TypeError(f"{name} must be integer class labels, got dtype {arr.dtype}")
-
-
-METRICS = ("l2", "l1", "linf")
-_METRIC_ALIASES = {"l2": "l2", "euclidean": "l2", "l1": "l1", "manhattan": "l1", "linf": "linf", "inf": "linf"}
-
-
-def as_metric(metric) -> str:
-    key = str(metric).lower().replace("_", "").replace("∞", "inf")
-    if key not in _METRIC_ALIASES:
-        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
-    return _METRIC_ALIASES[key]
+    raise InputTypeError(f"{name} must be integer class labels, got dtype {arr.dtype}")
 
 
 def as_num_threads(num_threads) -> int:
     if num_threads is None:
         return 0
     if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) or num_threads < 1:
-        raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}")
+        raise InputError(f"num_threads must be a positive integer or None, got {num_threads!r}")
     return int(num_threads)
+
+
+def as_pivots(pivots, maximum: int) -> int:
+    """The number of same-class pivots of the bisector bound, 1 to ``maximum``."""
+    if isinstance(pivots, bool) or not isinstance(pivots, (int, np.integer)) or not 1 <= pivots <= maximum:
+        raise InputError(f"pivots must be an integer from 1 to {maximum}, got {pivots!r}")
+    return int(pivots)
+
+
+def as_scale(scale, is_uint8: bool, default: float):
+    """Units of one uint8 step (``default`` when None); None for float data, which is taken as given."""
+    if not is_uint8:
+        if scale is not None:
+            raise InputError("scale applies to uint8 input only; float input is taken as given")
+        return None
+    scale = default if scale is None else scale
+    try:
+        scale = float(scale)
+    except (TypeError, ValueError):
+        raise InputError(f"scale must be a positive finite number, got {scale!r}") from None
+    if not (np.isfinite(scale) and scale > 0):
+        raise InputError(f"scale must be a positive finite number, got {scale!r}")
+    return scale
+
+
+def as_box(box, is_uint8: bool, unit: float):
+    """The box perturbed points must stay in, as (lo, hi) in the data's units, or None.
+
+    ``box=True`` is the valid image domain [0, 255 * unit] of uint8 data."""
+    if box is None or box is False:
+        return None
+    if box is True:
+        if not is_uint8:
+            raise InputError("box=True means [0, 255 * scale] for uint8 data; give (lo, hi) for float data")
+        return (0.0, 255.0 * unit)
+    try:
+        lo, hi = (float(v) for v in box)
+    except (TypeError, ValueError):
+        raise InputError(f"box must be True or a pair (lo, hi), got {box!r}") from None
+    if not lo < hi:
+        raise InputError(f"box needs lo < hi, got {box!r}")
+    return (lo, hi)

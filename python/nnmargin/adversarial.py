@@ -10,24 +10,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .exact import _ORD, _Problem, lower_bounds
+from ._names import DEFAULT_UINT8_SCALE, NUMPY_ORD, as_norm
+from ._validate import as_box, as_scale
+from .certify import certify
+from .exact import lower_bounds, predict_1nn
+from .trainset import as_trainset
 
 _LINE_STEPS = 24  # points per batched line search
-
-
-def predict_1nn(problem: _Problem, z: np.ndarray) -> np.ndarray:
-    """Exact 1NN labels of float64 points z (k, D): screened by |t|^2 - 2 t.z, re-checked by direct
-    differences for every point within the screening error of the minimum (ties: lowest index)."""
-    z = np.atleast_2d(z)
-    zz = np.einsum("ij,ij->i", z, z)
-    d2 = problem.sq_norms[None, :] - 2.0 * (z @ problem.points.T) + zz[:, None]
-    slack = 1e-9 * (problem.sq_norms.max() + zz)
-    out = np.empty(len(z), dtype=problem.labels.dtype)
-    for r in range(len(z)):
-        cand = np.flatnonzero(d2[r] <= d2[r].min() + slack[r])
-        exact = np.sum((problem.points[cand] - z[r]) ** 2, axis=1)
-        out[r] = problem.labels[cand[np.lexsort((cand, exact))[0]]]
-    return out
 
 
 def crossing_step(x, p, t, norm):
@@ -44,7 +33,7 @@ def crossing_step(x, p, t, norm):
     return step
 
 
-def _first_flip(problem, y, path, box):
+def _first_flip(train64, y, path, box):
     """The point path(s), s in (0, 1], with the smallest s found whose exact 1NN label is not y
     (clipped to the box): a geometric grid first, then three rounds of refinement between the last
     unflipped and the first flipped s. None when no s flips."""
@@ -54,7 +43,7 @@ def _first_flip(problem, y, path, box):
         pts = np.stack([path(s) for s in grid])
         if box is not None:
             pts = np.clip(pts, box[0], box[1])
-        flipped = np.flatnonzero(predict_1nn(problem, pts) != y)
+        flipped = np.flatnonzero(predict_1nn(train64, pts) != y)
         if not len(flipped):
             return found
         k = flipped[0]
@@ -73,7 +62,7 @@ class AttackResult:
     target: np.ndarray       # (n,) training index of the other-class point the attack aimed at
 
 
-def attack_points(problem, xs, ys, idx_same, correct, norm="l2", box=None, candidates=3) -> AttackResult:
+def attack_points(train64, xs, ys, idx_same, correct, norm="l2", box=None, candidates=3) -> AttackResult:
     """Attack each query towards its `candidates` most threatening other-class points (by bisector
     bound): the minimal bisector crossing scaled up until the prediction flips, and the straight
     segment towards the point itself; keep the smallest verified adversarial example."""
@@ -84,36 +73,22 @@ def attack_points(problem, xs, ys, idx_same, correct, norm="l2", box=None, candi
         if not correct[i]:
             res.norm[i], res.adversarial[i] = 0.0, x
             continue
-        others = np.flatnonzero(problem.labels != y)
+        others = np.flatnonzero(train64.labels != y)
         if not len(others):
             continue
-        lb = lower_bounds(problem, x, idx_same[i], others, norm)
+        lb = lower_bounds(train64, x, idx_same[i], others, norm)
         for t_idx in others[np.argsort(lb, kind="stable")[:candidates]]:
-            t, p = problem.points[t_idx], problem.points[idx_same[i]]
+            t, p = train64.points[t_idx], train64.points[idx_same[i]]
             step = crossing_step(x, p, t, norm)
             paths = [lambda s, st=step: x + st * (s * 64.0), lambda s, t=t: x + s * (t - x)]
             for path in paths:
-                z = _first_flip(problem, y, path, box)
+                z = _first_flip(train64, y, path, box)
                 if z is None:
                     continue
-                dist = float(np.linalg.norm(z - x, ord=_ORD[norm]))
+                dist = float(np.linalg.norm(z - x, ord=NUMPY_ORD[norm]))
                 if dist < res.norm[i]:
                     res.norm[i], res.adversarial[i], res.target[i] = dist, z, t_idx
     return res
-
-
-def boundary_to_adversarial(problem, x, y, z, t_idx, box=None):
-    """Turn a boundary point z of the cell of t (an exact solution) into a verified adversarial
-    example: move towards t, which is inside the cell, by the smallest fraction that flips the
-    exact 1NN prediction."""
-    t = problem.points[t_idx]
-    for eps in (1e-10, 1e-8, 1e-6, 1e-4, 1e-2, 1.0):
-        cand = (1 - eps) * z + eps * t
-        if box is not None:
-            cand = np.clip(cand, box[0], box[1])
-        if predict_1nn(problem, cand)[0] != y:
-            return cand
-    return None
 
 
 def attack_1nn(x, y, train, *, norm: str = "l2", box=None, candidates: int = 3, scale=None) -> AttackResult:
@@ -132,14 +107,12 @@ def attack_1nn(x, y, train, *, norm: str = "l2", box=None, candidates: int = 3, 
         examples in the data's units (every one classified differently by an exact 1NN) and
         ``target`` (N,) the training point aimed at.
     """
-    from .bounds import as_norm
-    from .certify import _as_box, _as_trainset, certify
-
-    trainset = _as_trainset(train)
+    trainset = as_trainset(train)
     norm = as_norm(norm)
+    is_uint8 = trainset.dtype == np.uint8
+    unit = as_scale(scale, is_uint8, DEFAULT_UINT8_SCALE) or 1.0
+    box = as_box(box, is_uint8, unit)
     cert = certify(x, y, trainset, scale=scale)
-    unit = cert.scale if cert.scale is not None else 1.0
-    problem = trainset.float64_problem(unit)
     queries = trainset.queries_like(x).astype(np.float64) * unit
-    return attack_points(problem, queries, cert.labels, cert.idx_same, cert.correct, norm,
-                         _as_box(box, trainset.dtype == np.uint8, unit), candidates)
+    return attack_points(trainset.float64(unit), queries, cert.labels, cert.idx_same, cert.correct, norm, box,
+                         candidates)

@@ -17,20 +17,25 @@ import math
 import numpy as np
 
 from . import _core
-
-NORMS = ("l2", "l1", "linf")
-_P = {"l1": 1.0, "l2": 2.0, "linf": math.inf}
-# The dual norm of each perturbation norm, as the metric code of the training layout to search.
-_DUAL = {"l2": "l2", "linf": "l1", "l1": "linf"}
-_U = 2.0**-53
+from ._names import DUAL_NORM, P_OF_NORM, UNIT_ROUNDOFF as _U
 
 
-def as_norm(norm) -> str:
-    key = str(norm).lower().replace("_", "").replace("inf", "inf")
-    key = {"2": "l2", "1": "l1", "inf": "linf"}.get(key, key)
-    if key not in NORMS:
-        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
-    return key
+def sound_half_margin(dist_same: np.ndarray, dist_other: np.ndarray, rel_err: float) -> np.ndarray:
+    """max(0, (dist_other - dist_same) / 2), rounded down.
+
+    Each distance may be off from the real-number distance by a relative ``rel_err``; shrinking both
+    by it, then the difference by one more rounding, gives a value never above the true half margin.
+    """
+    with np.errstate(invalid="ignore"):  # inf - inf where both classes are empty
+        half = (dist_other * (1 - rel_err) - dist_same * (1 + rel_err)) * (0.5 * (1 - 4 * _U))
+    return np.where(half > 0, half, 0.0)
+
+
+def margin_radius(dist_same, dist_other, correct, metric: str, norm: str, dim: int, rel_err: float) -> np.ndarray:
+    """(N,) the margin bound in ``norm``: half the margin in the metric's norm, converted by
+    :func:`norm_factor`, rounded down; 0 where the query is misclassified."""
+    half = sound_half_margin(dist_same, dist_other, rel_err)
+    return np.where(correct, half / norm_factor(metric, norm, dim) * (1 - 4 * _U), 0.0)
 
 
 def norm_factor(metric: str, norm: str, dim: int) -> float:
@@ -39,7 +44,7 @@ def norm_factor(metric: str, norm: str, dim: int) -> float:
     A radius r certified in the metric's norm then certifies r / c in ``norm``:
     ||d||_p <= dim^(1/p - 1/q) ||d||_q for p < q, and ||d||_p <= ||d||_q for p >= q.
     """
-    p, q = _P[metric], _P[norm]
+    p, q = P_OF_NORM[metric], P_OF_NORM[norm]
     if p >= q:
         return 1.0
     exponent = 1.0 / p - (0.0 if math.isinf(q) else 1.0 / q)
@@ -86,7 +91,7 @@ def bisector_bound(trainset, queries, labels, base, norm, n_pivots, search, isa,
     pivot_sq = squared_distances(queries, pivot_rows)
     return _core.bisector(
         trainset.prepared("l2"),
-        trainset.prepared(_DUAL[norm]),
+        trainset.prepared(DUAL_NORM[norm]),
         queries,
         trainset.class_ids(labels),
         pivot_rows,

@@ -1,20 +1,26 @@
-"""``certify``: exact nearest same-class / other-class neighbours and certified radii of the 1NN."""
+"""``certify``: exact nearest same-class / other-class neighbours and certified radii of the 1NN.
+
+One call reads as: validate the request -> search (nearest same/other) -> margin bound -> the
+tightening steps of the requested bound (:data:`_TIGHTENING`).
+"""
 from __future__ import annotations
 
 import time
-from typing import NamedTuple
+from dataclasses import dataclass, field
+from typing import NamedTuple, Optional
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from . import _core
-from ._validate import as_labels, as_metric, as_num_threads
-from .bounds import as_norm, bisector_bound, norm_factor
+from ._errors import DeviceUnavailableError, InputError
+from ._names import (AUTO_USES_CUDA, BOUNDS, DEFAULT_UINT8_SCALE, DEVICES, MAX_PIVOTS, PROGRESS_BATCH,
+                     UNIT_ROUNDOFF as _U, as_choice, as_metric, as_norm)
+from ._validate import as_box, as_labels, as_num_threads, as_pivots, as_scale
+from .bounds import bisector_bound, margin_radius
+from .exact import exact_with_examples
 from .result import CertifyResult
-from .trainset import TrainSet
-
-_DEVICES = ("auto", "cpu", "cuda")
-BOUNDS = ("margin", "bisector", "exact")
-_U = 2.0**-53  # float64 unit roundoff
+from .trainset import TrainSet, as_trainset
 
 
 class RawNeighbours(NamedTuple):
@@ -26,52 +32,54 @@ class RawNeighbours(NamedTuple):
     idx_other: np.ndarray
 
 
-def _as_trainset(train) -> TrainSet:
-    if isinstance(train, TrainSet):
-        return train
-    if isinstance(train, (tuple, list)) and len(train) == 2:
-        return TrainSet(*train)
-    raise TypeError("train must be a nnmargin.TrainSet or a tuple (x_train, y_train)")
+@dataclass(frozen=True)
+class _Request:
+    """A validated certify call: what to search and how to bound it."""
+
+    trainset: TrainSet
+    queries: np.ndarray           # (N, D) in the training set's dtype
+    labels: np.ndarray            # (N,) int64
+    own_index: Optional[np.ndarray]  # (N,) leave-one-out: query i is training point own_index[i]
+    metric: str
+    norm: str
+    bound: str
+    pivots: int
+    scale: Optional[float]        # uint8 units per step; None for float data
+    box: Optional[tuple]          # (lo, hi) in data units, exact bound only
+    device: str
+    isa: str
+    threads: int
+
+    @property
+    def unit(self) -> float:
+        return 1.0 if self.scale is None else self.scale
+
+    def search(self, queries, labels, skip) -> RawNeighbours:
+        """Nearest same-class and other-class training point of each query (kernel units)."""
+        prepared = self.trainset.prepared(self.metric)
+        return RawNeighbours(*_core.search(prepared, queries, self.trainset.class_ids(labels), skip, self.device,
+                                           self.isa, self.threads))
 
 
-def _resolve_device(device: str, bound: str) -> str:
-    if device not in _DEVICES:
-        raise ValueError(f"device must be one of {_DEVICES}, got {device!r}")
-    if device == "auto":  # the bisector and exact bounds run on the CPU in this version
-        return "cuda" if _core.cuda_device_count() > 0 and bound == "margin" else "cpu"
-    if device == "cuda" and _core.cuda_device_count() == 0:
-        why = "no CUDA device was found" if _core.built_with_cuda() else "nnmargin was built without CUDA"
-        raise RuntimeError(f"device='cuda' requested but {why}")
-    return device
+@dataclass
+class _Batch:
+    """One chunk of queries after the search and the margin bound; tightening steps refine it."""
+
+    queries: np.ndarray
+    labels: np.ndarray
+    own_index: Optional[np.ndarray]
+    raw: RawNeighbours
+    correct: np.ndarray
+    radius: np.ndarray                      # (n,) certified radius in the request's norm
+    target_index: Optional[np.ndarray] = None
+    adversarial: Optional[np.ndarray] = None
+    info: dict = field(default_factory=dict)
 
 
-def sound_half_margin(dist_same: np.ndarray, dist_other: np.ndarray, rel_err: float) -> np.ndarray:
-    """max(0, (dist_other - dist_same) / 2), rounded down.
-
-    Each distance may be off from the real-number distance by a relative ``rel_err``; shrinking both
-    by it, then the difference by one more rounding, gives a value never above the true half margin.
-    """
-    with np.errstate(invalid="ignore"):  # inf - inf where both classes are empty
-        half = (dist_other * (1 - rel_err) - dist_same * (1 + rel_err)) * (0.5 * (1 - 4 * _U))
-    return np.where(half > 0, half, 0.0)
-
-
-def certify(
-    x,
-    y,
-    train,
-    *,
-    metric: str = "l2",
-    bound: str = "margin",
-    norm: str | None = None,
-    pivots: int = 1,
-    scale: float | None = None,
-    leave_one_out: bool = False,
-    num_threads: int | None = None,
-    device: str = "cpu",
-    isa: str = "auto",
-    box=None,
-) -> CertifyResult:
+def certify(x, y, train, *, metric: str = "l2", bound: str = "margin", norm: str | None = None, pivots: int = 1,
+            scale: float | None = None, leave_one_out: bool = False, num_threads: int | None = None,
+            device: str = "cpu", isa: str = "auto", box=None, batch_size: int | None = None,
+            progress: bool = False) -> CertifyResult:
     """Certify the 1-nearest-neighbour classifier on queries ``(x, y)``.
 
     For each query, finds in one fused pass the nearest training point of its own class and of any
@@ -99,12 +107,16 @@ def certify(
             training set). Without it a training point is its own neighbour (distance 0), the seed
             paper's convention.
         num_threads: CPU threads (default: all cores).
-        device: "cpu", "cuda" or "auto" (CUDA when a GPU and a CUDA build are present and the bound
-            is "margin"). GPU arrays (torch, cupy) are accepted and copied to the host first.
+        device: "cpu", "cuda" or "auto" ("auto" runs on the CPU in this version: the CUDA backend
+            has not yet passed a run on a real GPU). GPU arrays (torch, cupy) are accepted and
+            copied to the host first.
         isa: CPU kernel variant, "auto" or one of :func:`nnmargin.cpu_isas` (for tests/benchmarks).
         box: for bound="exact", keep perturbed points in a box: True for the valid image domain
             [0, 255 * scale] of uint8 data, or (lo, hi) in the data's units. The margin and bisector
             bounds ignore it (they stay sound: a box only makes attacks harder).
+        batch_size: certify the queries in chunks of this many (default: all at once, or a few
+            thousand when ``progress`` is on); results do not depend on it.
+        progress: show a progress bar over the queries (tqdm).
 
     Returns:
         A :class:`CertifyResult`. Indices refer to the training set's original order; ties are
@@ -112,139 +124,126 @@ def certify(
         distances are the float64 value of the exact nearest point (screened in the input precision,
         close candidates re-checked in float64). Radii are rounded down: they are proofs.
     """
-    trainset = _as_trainset(train)
+    request = _validate(x, y, train, metric, bound, norm, pivots, scale, leave_one_out, num_threads, device, isa,
+                        box)
+    n = len(request.labels)
+    step = batch_size or (PROGRESS_BATCH[request.bound] if progress else max(n, 1))
+    parts = []
+    with tqdm(total=n, desc="certify", unit="query", disable=not progress, leave=False) as bar:
+        for begin in range(0, max(n, 1), step):
+            parts.append(_certify_batch(request, slice(begin, begin + step)))
+            bar.update(len(parts[-1]))
+    return CertifyResult.concatenate(parts)
+
+
+def _validate(x, y, train, metric, bound, norm, pivots, scale, leave_one_out, num_threads, device, isa,
+              box) -> _Request:
+    """Every check of a certify call, before any search runs."""
+    trainset = as_trainset(train)
     metric = as_metric(metric)
     norm = metric if norm is None else as_norm(norm)
-    if bound not in BOUNDS:
-        raise ValueError(f"bound must be one of {BOUNDS}, got {bound!r}")
+    as_choice(bound, "bound", BOUNDS)
     if bound != "margin" and metric != "l2":
-        raise ValueError(f"bound={bound!r} is for the l2-metric 1NN (metric='l2'), got metric={metric!r}")
+        raise InputError(f"bound={bound!r} is for the l2-metric 1NN (metric='l2'), got metric={metric!r}")
     if bound == "exact" and leave_one_out:
-        raise ValueError("bound='exact' does not support leave_one_out yet")
-    if isinstance(pivots, bool) or not isinstance(pivots, (int, np.integer)) or not 1 <= pivots <= 3:
-        raise ValueError(f"pivots must be 1, 2 or 3, got {pivots!r}")
+        raise InputError("bound='exact' does not support leave_one_out yet")
+    pivots = as_pivots(pivots, MAX_PIVOTS)
     queries = trainset.queries_like(x, "x")
     labels = as_labels(y, queries.shape[0], "y")
-    threads = as_num_threads(num_threads)
     is_uint8 = trainset.dtype == np.uint8
-    if scale is not None and not is_uint8:
-        raise ValueError("scale applies to uint8 input only; float input is taken as given")
-    if is_uint8:
-        scale = 1.0 / 255.0 if scale is None else float(scale)
-        if not (np.isfinite(scale) and scale > 0):
-            raise ValueError(f"scale must be a positive finite number, got {scale!r}")
+    scale = as_scale(scale, is_uint8, DEFAULT_UINT8_SCALE)
     own_index = None
     if leave_one_out:
-        if queries.shape != trainset.points.shape or not (
-            np.array_equal(queries, trainset.points) and np.array_equal(labels, trainset.labels)
-        ):
-            raise ValueError("leave_one_out=True needs the queries (x, y) to be the training set itself")
+        if not trainset.is_own_training_set(queries, labels):
+            raise InputError("leave_one_out=True needs the queries (x, y) to be the training set itself")
         own_index = np.arange(queries.shape[0], dtype=np.int64)
     run_on = _resolve_device(device, bound)
-    if bound != "margin" and run_on != "cpu":
-        raise ValueError(f"bound={bound!r} runs on the CPU in this version; use device='cpu'")
-    prepared = trainset.prepared(metric)
+    return _Request(trainset, queries, labels, own_index, metric, norm, bound, pivots, scale,
+                    as_box(box, is_uint8, 1.0 if scale is None else scale), run_on, isa,
+                    as_num_threads(num_threads))
 
-    def search(q, lab, skip) -> RawNeighbours:
-        return RawNeighbours(*_core.search(prepared, q, trainset.class_ids(lab), skip, run_on, isa, threads))
 
+def _resolve_device(device: str, bound: str) -> str:
+    as_choice(device, "device", DEVICES)
+    if device == "auto":
+        usable = AUTO_USES_CUDA and bound == "margin" and _core.cuda_device_count() > 0
+        return "cuda" if usable else "cpu"
+    if device == "cuda":
+        if _core.cuda_device_count() == 0:
+            why = "no CUDA device was found" if _core.built_with_cuda() else "nnmargin was built without CUDA"
+            raise DeviceUnavailableError(f"device='cuda' requested but {why}")
+        if bound != "margin":
+            raise InputError(f"bound={bound!r} runs on the CPU in this version; use device='cpu'")
+    return device
+
+
+def _certify_batch(req: _Request, rows: slice) -> CertifyResult:
+    """Search, margin bound, then the requested bound's tightening steps, for queries ``rows``."""
+    queries, labels = req.queries[rows], req.labels[rows]
+    own_index = None if req.own_index is None else req.own_index[rows]
     start = time.perf_counter()
-    raw = search(queries, labels, own_index)
+    raw = req.search(queries, labels, own_index)
     search_seconds = time.perf_counter() - start
 
+    trainset = req.trainset
     # Kernel values are squared for l2; uint8 values are integers in units of one intensity step.
-    unit = scale if is_uint8 else 1.0
-    to_dist = np.sqrt if metric == "l2" else (lambda v: v)
-    dist_same = to_dist(raw.value_same) * unit
-    dist_other = to_dist(raw.value_other) * unit
+    to_dist = np.sqrt if req.metric == "l2" else (lambda v: v)
+    dist_same, dist_other = to_dist(raw.value_same) * req.unit, to_dist(raw.value_other) * req.unit
     # Relative error of a reported distance against the real-number one: a few roundings (sqrt,
     # scale) for exact integers; for floats also the float64 sum over D terms.
-    rel_err = 8 * _U if is_uint8 else (trainset.dim + 8) * _U
-
+    rel_err = 8 * _U if req.scale is not None else (trainset.dim + 8) * _U
     same_wins = (dist_same < dist_other) | ((dist_same == dist_other) & (raw.idx_same < raw.idx_other))
     same_wins &= raw.idx_same >= 0
     pred = np.where(same_wins, labels, trainset.labels[np.maximum(raw.idx_other, 0)])
     pred = np.where((raw.idx_same < 0) & (raw.idx_other < 0), -1, pred)
     correct = pred == labels
-    margin = sound_half_margin(dist_same, dist_other, rel_err)
-    radius = np.where(correct, margin / norm_factor(metric, norm, trainset.dim) * (1 - 4 * _U), 0.0)
-    info = {"device": run_on, "dtype": str(trainset.dtype), "bound": bound, "norm": norm}
+    radius = margin_radius(dist_same, dist_other, correct, req.metric, req.norm, trainset.dim, rel_err)
 
-    target_index = None
-    adversarial = None
-    if bound in ("bisector", "exact"):
-        start = time.perf_counter()
-        sel = np.flatnonzero(correct & (raw.idx_other >= 0))
-        sub = RawNeighbours(*(a[sel] for a in raw))
-        b_raw, b_idx = bisector_bound(trainset, queries[sel], labels[sel], sub, norm, pivots, search, isa,
-                                      threads, None if own_index is None else own_index[sel])
-        radius[sel] = np.maximum(radius[sel], b_raw * unit * (1 - 4 * _U))
-        target_index = np.full(len(labels), -1, dtype=np.int64)
-        target_index[sel] = b_idx
-        info["bisector_seconds"] = time.perf_counter() - start
-        info["pivots"] = int(pivots)
-    if bound == "exact":
-        start = time.perf_counter()
-        solution, adversarial = exact_with_examples(trainset, queries, labels, raw.idx_same, correct, norm, unit,
-                                                    _as_box(box, is_uint8, unit))
-        # the solvers are accurate to ~1e-9 relative: shade by 1e-8 so the radius stays a proof
-        radius = np.where(correct, np.maximum(radius, solution.radius * (1 - 1e-8)), 0.0)
-        target_index = np.where(solution.target >= 0, solution.target, target_index)
-        info["exact_seconds"] = time.perf_counter() - start
-        info["programs_solved"] = int(solution.programs.sum())
-        info["cells_screened"] = int(solution.candidates.sum())
-
+    batch = _Batch(queries, labels, own_index, raw, correct, radius)
+    for step in _TIGHTENING[req.bound]:
+        step(req, batch)
     return CertifyResult(
-        labels=labels,
-        pred=pred.astype(np.int64),
-        correct=correct,
-        dist_same=dist_same,
-        idx_same=raw.idx_same,
-        dist_other=dist_other,
-        idx_other=raw.idx_other,
-        radius=radius,
-        metric=metric,
-        scale=scale if is_uint8 else None,
-        n_train=trainset.n_points,
-        seconds=search_seconds,
-        leave_one_out=leave_one_out,
-        bound=bound,
-        norm=norm,
-        target_index=target_index,
-        adversarial=adversarial,
-        info=info,
+        labels=labels, pred=pred.astype(np.int64), correct=correct,
+        dist_same=dist_same, idx_same=raw.idx_same, dist_other=dist_other, idx_other=raw.idx_other,
+        radius=batch.radius, metric=req.metric, scale=req.scale, n_train=trainset.n_points,
+        seconds=search_seconds, leave_one_out=req.own_index is not None, bound=req.bound, norm=req.norm,
+        target_index=batch.target_index, adversarial=batch.adversarial,
+        info={"device": req.device, "dtype": str(trainset.dtype), "bound": req.bound, "norm": req.norm,
+              **batch.info},
+        n_features=trainset.dim, distance_rel_err=rel_err,
     )
 
 
-def _as_box(box, is_uint8: bool, unit: float):
-    """(lo, hi) in the data's units, or None."""
-    if box is None or box is False:
-        return None
-    if box is True:
-        if not is_uint8:
-            raise ValueError("box=True means [0, 255 * scale] for uint8 data; give (lo, hi) for float data")
-        return (0.0, 255.0 * unit)
-    try:
-        lo, hi = (float(v) for v in box)
-    except (TypeError, ValueError):
-        raise ValueError(f"box must be True or a pair (lo, hi), got {box!r}") from None
-    if not lo < hi:
-        raise ValueError(f"box needs lo < hi, got {box!r}")
-    return (lo, hi)
+def _tighten_by_bisectors(req: _Request, batch: _Batch) -> None:
+    """The bisector bound of the correctly classified queries (never below the margin bound)."""
+    start = time.perf_counter()
+    sel = np.flatnonzero(batch.correct & (batch.raw.idx_other >= 0))
+    sub = RawNeighbours(*(a[sel] for a in batch.raw))
+    skip = None if batch.own_index is None else batch.own_index[sel]
+    b_raw, b_idx = bisector_bound(req.trainset, batch.queries[sel], batch.labels[sel], sub, req.norm, req.pivots,
+                                  req.search, req.isa, req.threads, skip)
+    batch.radius[sel] = np.maximum(batch.radius[sel], b_raw * req.unit * (1 - 4 * _U))
+    batch.target_index = np.full(len(batch.labels), -1, dtype=np.int64)
+    batch.target_index[sel] = b_idx
+    batch.info.update(bisector_seconds=time.perf_counter() - start, pivots=req.pivots)
 
 
-def exact_with_examples(trainset, queries, labels, idx_same, correct, norm, unit, box):
-    """Exact radii plus verified minimal adversarial examples (n, D) for the queries."""
-    from .adversarial import boundary_to_adversarial
-    from .exact import exact_radii
+def _solve_exactly(req: _Request, batch: _Batch) -> None:
+    """Exact radii and verified minimal adversarial examples (after the bisector bound)."""
+    start = time.perf_counter()
+    xs = batch.queries.astype(np.float64) * req.unit
+    solution, batch.adversarial = exact_with_examples(req.trainset.float64(req.unit), xs, batch.labels,
+                                                      batch.raw.idx_same, batch.correct, norm=req.norm, box=req.box)
+    # the solvers are accurate to ~1e-9 relative: shade by 1e-8 so the radius stays a proof
+    batch.radius = np.where(batch.correct, np.maximum(batch.radius, solution.radius * (1 - 1e-8)), 0.0)
+    batch.target_index = np.where(solution.target >= 0, solution.target, batch.target_index)
+    batch.info.update(exact_seconds=time.perf_counter() - start, programs_solved=int(solution.programs.sum()),
+                      cells_screened=int(solution.candidates.sum()))
 
-    problem = trainset.float64_problem(unit)
-    solution = exact_radii(trainset.points, trainset.labels, queries, labels, idx_same, correct, norm=norm,
-                           unit=unit, box=box, problem=problem)
-    xs = queries.astype(np.float64) * unit
-    examples = np.full(xs.shape, np.nan)
-    for i in np.flatnonzero(solution.target >= 0):
-        adv = boundary_to_adversarial(problem, xs[i], labels[i], xs[i] + solution.delta[i], solution.target[i], box)
-        if adv is not None:
-            examples[i] = adv
-    return solution, examples
+
+# The table of bounds: the steps each bound adds to the margin bound, in order.
+_TIGHTENING = {
+    "margin": (),
+    "bisector": (_tighten_by_bisectors,),
+    "exact": (_tighten_by_bisectors, _solve_exactly),
+}

@@ -15,8 +15,10 @@ same-class point. Two things keep this fast:
   constraint; the most violated constraint at a solution z is the same-class point nearest to z,
   so it is added until none is violated (then z is optimal for the full program).
 
-l2 programs are least-distance problems solved exactly by NNLS (Lawson & Hanson, Solving Least
+l2 programs are least-distance train64s solved exactly by NNLS (Lawson & Hanson, Solving Least
 Squares Problems, 1974, ch. 23); linf / l1 programs by HiGHS through scipy.optimize.linprog.
+Every minimal perturbation found is turned into a verified adversarial example
+(:func:`boundary_to_adversarial`), checked by an exact float64 1NN prediction (:func:`predict_1nn`).
 Requires scipy.
 """
 from __future__ import annotations
@@ -25,8 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-_ORD = {"l2": 2, "linf": np.inf, "l1": 1}
-_DUAL_ORD = {"l2": 2, "linf": 1, "l1": np.inf}
+from ._names import DUAL_NORM, NUMPY_ORD
+from .trainset import Float64TrainSet
 _MAX_ROUNDS = 500      # constraint-generation rounds per program (each adds >= 1 constraint)
 _ADD_PER_ROUND = 8     # most violated same-class points added per round
 _FEAS_TOL = 1e-10      # relative violation accepted as feasible
@@ -43,22 +45,33 @@ class ExactSolution:
     candidates: np.ndarray    # other-class points per query before screening
 
 
-class _Problem:
-    """The training data of one certify call in float64 user units, grouped by class."""
+def predict_1nn(train64: Float64TrainSet, z: np.ndarray) -> np.ndarray:
+    """Exact 1NN labels of float64 points z (k, D): screened by |t|^2 - 2 t.z, re-checked by direct
+    differences for every point within the screening error of the minimum (ties: lowest index)."""
+    z = np.atleast_2d(z)
+    zz = np.einsum("ij,ij->i", z, z)
+    d2 = train64.sq_norms[None, :] - 2.0 * (z @ train64.points.T) + zz[:, None]
+    slack = 1e-9 * (train64.sq_norms.max() + zz)
+    out = np.empty(len(z), dtype=train64.labels.dtype)
+    for r in range(len(z)):
+        cand = np.flatnonzero(d2[r] <= d2[r].min() + slack[r])
+        exact = np.sum((train64.points[cand] - z[r]) ** 2, axis=1)
+        out[r] = train64.labels[cand[np.lexsort((cand, exact))[0]]]
+    return out
 
-    def __init__(self, points: np.ndarray, labels: np.ndarray, unit: float):
-        self.points = points.astype(np.float64) * unit      # (M, D)
-        self.labels = labels
-        self.sq_norms = np.einsum("ij,ij->i", self.points, self.points)
-        self.by_class = {c: np.flatnonzero(labels == c) for c in np.unique(labels)}
 
-    def nearest_of_class(self, z: np.ndarray, cls, k: int):
-        """Indices of the k points of class cls nearest to z, nearest first (ties: lowest index)."""
-        idx = self.by_class[cls]
-        d2 = self.sq_norms[idx] - 2.0 * (self.points[idx] @ z)
-        k = min(k, len(idx))
-        part = np.argpartition(d2, k - 1)[:k] if k < len(idx) else np.arange(len(idx))
-        return idx[part[np.lexsort((idx[part], d2[part]))]]
+def boundary_to_adversarial(train64: Float64TrainSet, x, y, z, t_idx, box=None):
+    """Turn a boundary point z of the cell of t (an exact solution) into a verified adversarial
+    example: move towards t, which is inside the cell, by the smallest fraction that flips the
+    exact 1NN prediction. None when no fraction tried flips it."""
+    t = train64.points[t_idx]
+    for eps in (1e-10, 1e-8, 1e-6, 1e-4, 1e-2, 1.0):
+        cand = (1 - eps) * z + eps * t
+        if box is not None:
+            cand = np.clip(cand, box[0], box[1])
+        if predict_1nn(train64, cand)[0] != y:
+            return cand
+    return None
 
 
 def _least_distance(x, a_rows, b, box):
@@ -116,24 +129,24 @@ def _min_norm_lp(x, a_rows, b, box, norm):
     return x + res.x[:d]
 
 
-def _cell_distance(problem: _Problem, x, cls, t_idx, norm, box):
+def _cell_distance(train64: Float64TrainSet, x, cls, t_idx, norm, box):
     """min ||z - x||_norm over z in the cell of training point t_idx against class cls (+ box)."""
-    t = problem.points[t_idx]
-    t_sq = problem.sq_norms[t_idx]
-    active = list(problem.nearest_of_class(x, cls, 1))
+    t = train64.points[t_idx]
+    t_sq = train64.sq_norms[t_idx]
+    active = list(train64.nearest_of_class(x, cls, 1))
     box_lo, box_hi = [], []
     for _ in range(_MAX_ROUNDS):
-        p = problem.points[active]
+        p = train64.points[active]
         # |z - t|^2 <= |z - p|^2  <=>  2 (p - t) . z <= |p|^2 - |t|^2
-        a_rows, b = 2.0 * (p - t), problem.sq_norms[active] - t_sq
+        a_rows, b = 2.0 * (p - t), train64.sq_norms[active] - t_sq
         box_arg = None
         if box is not None:
             box_arg = (box[0], box[1], np.array(box_lo, dtype=int), np.array(box_hi, dtype=int))
         z = _least_distance(x, a_rows, b, box_arg) if norm == "l2" else _min_norm_lp(x, a_rows, b, box, norm)
         # the most violated constraints are the same-class points nearest to z
-        near = problem.nearest_of_class(z, cls, _ADD_PER_ROUND)
+        near = train64.nearest_of_class(z, cls, _ADD_PER_ROUND)
         zt = np.sum((z - t) ** 2)
-        zp = np.sum((problem.points[near] - z) ** 2, axis=1)
+        zp = np.sum((train64.points[near] - z) ** 2, axis=1)
         new = [int(j) for j, v in zip(near, zp) if v < zt - _FEAS_TOL * max(zt, 1e-300) and j not in active]
         box_changed = False
         if box is not None and norm == "l2":  # the LPs carry the box as variable bounds already
@@ -143,84 +156,95 @@ def _cell_distance(problem: _Problem, x, cls, t_idx, norm, box):
             box_changed = bool(lo_bad or hi_bad)
         if not new and not box_changed:
             delta = z - x
-            return float(np.linalg.norm(delta, ord=_ORD[norm])), delta
+            return float(np.linalg.norm(delta, ord=NUMPY_ORD[norm])), delta
         active += new
     raise RuntimeError("constraint generation did not converge")
 
 
-def lower_bounds(problem: _Problem, x, pivot, others, norm) -> np.ndarray:
+def lower_bounds(train64: Float64TrainSet, x, pivot, others, norm) -> np.ndarray:
     """Bisector bounds (|x-t|^2 - |x-p|^2) / (2 ||t-p||_dual) for every t in others (float64)."""
-    pts = problem.points[others]
-    p = problem.points[pivot]
+    pts = train64.points[others]
+    p = train64.points[pivot]
     num = np.sum((pts - x) ** 2, axis=1) - np.sum((p - x) ** 2)
-    den = 2.0 * np.linalg.norm(pts - p, ord=_DUAL_ORD[norm], axis=1)
+    den = 2.0 * np.linalg.norm(pts - p, ord=NUMPY_ORD[DUAL_NORM[norm]], axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(den > 0, num / den, 0.0)
 
 
-def _screening_bounds(problem: _Problem, xs, pivots):
+def _screening_bounds(train64: Float64TrainSet, xs, pivots):
     """For a batch of queries, (B, M) l2 bisector bounds (|x-t|^2 - |x-p|^2) / (2 |t-p|_2) from two
     matrix products, with a 1e-9 relative slack for the rounding of the expanded squares: lower
     bounds of the l2 cell distances. (linf and l1 use their own dual-norm bounds, lower_bounds.)"""
     x_sq = np.einsum("ij,ij->i", xs, xs)
-    p = problem.points[pivots]
-    p_sq = problem.sq_norms[pivots]
-    d2_x = problem.sq_norms[None, :] - 2.0 * (xs @ problem.points.T) + x_sq[:, None]
-    d2_p = np.maximum(problem.sq_norms[None, :] - 2.0 * (p @ problem.points.T) + p_sq[:, None], 0.0)
+    p = train64.points[pivots]
+    p_sq = train64.sq_norms[pivots]
+    d2_x = train64.sq_norms[None, :] - 2.0 * (xs @ train64.points.T) + x_sq[:, None]
+    d2_p = np.maximum(train64.sq_norms[None, :] - 2.0 * (p @ train64.points.T) + p_sq[:, None], 0.0)
     d2_xp = np.sum((xs - p) ** 2, axis=1)
-    slack = 1e-9 * (problem.sq_norms[None, :] + x_sq[:, None] + 1.0)
+    slack = 1e-9 * (train64.sq_norms[None, :] + x_sq[:, None] + 1.0)
     num = d2_x - d2_xp[:, None] - slack
     den = 2.0 * np.sqrt(d2_p) * (1 + 1e-9)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(den > 0, num / den, 0.0)
 
 
-def exact_radii(points, labels, queries, query_labels, idx_same, correct, *, norm="l2", unit=1.0,
-                box=None, upper=None, problem: _Problem | None = None, batch: int = 64) -> ExactSolution:
+def exact_radii(train64: Float64TrainSet, xs, query_labels, idx_same, correct, *, norm="l2", box=None,
+                upper=None, batch: int = 64) -> ExactSolution:
     """Exact robust radius of each query (see module docstring).
 
     Args:
-        points: (M, D) training points; labels: (M,) their classes.
-        queries: (n, D) queries; query_labels: (n,); idx_same: (n,) nearest same-class index;
-        correct: (n,) bool, whether the 1NN classifies the query correctly (else radius 0).
-        norm: "l2", "linf" or "l1"; unit: scale of the data (1/255 for uint8 pixels).
-        box: None or (lo, hi): perturbed points must stay in [lo, hi]^D (user units).
+        train64: the training points in float64 data units (:meth:`TrainSet.float64`).
+        xs: (n, D) float64 queries in the same units; query_labels: (n,); idx_same: (n,) nearest
+            same-class training index; correct: (n,) bool, whether the 1NN classifies the query
+            correctly (else radius 0).
+        norm: "l2", "linf" or "l1".
+        box: None or (lo, hi): perturbed points must stay in [lo, hi]^D (data units).
         upper: optional (n,) known upper bounds (e.g. from an attack) that speed up screening.
-        problem: the training data already in float64 user units (built from points otherwise).
         batch: queries whose screening bounds are computed together (memory: batch x M floats).
     """
-    problem = problem if problem is not None else _Problem(points, labels, unit)
-    xs = queries.astype(np.float64) * unit
     n, d = xs.shape
     out = ExactSolution(np.zeros(n), np.full(n, -1), np.full((n, d), np.nan), np.zeros(n, int), np.zeros(n, int))
     todo = np.flatnonzero(correct)
     for start in range(0, len(todo), batch):
         rows = todo[start:start + batch]
-        screen = _screening_bounds(problem, xs[rows], idx_same[rows]) if norm == "l2" else [None] * len(rows)
+        screen = _screening_bounds(train64, xs[rows], idx_same[rows]) if norm == "l2" else [None] * len(rows)
         for r, i in enumerate(rows):
-            _solve_query(problem, xs[i], query_labels[i], idx_same[i], screen[r], norm, box,
+            _solve_query(train64, xs[i], query_labels[i], idx_same[i], screen[r], norm, box,
                          np.inf if upper is None else float(upper[i]) * (1 + 1e-9), out, i)
     return out
 
 
-def _solve_query(problem, x, y, pivot, screen, norm, box, best, out, i):
+def exact_with_examples(train64: Float64TrainSet, xs, query_labels, idx_same, correct, *, norm="l2", box=None):
+    """:func:`exact_radii` plus the verified minimal adversarial examples, (n, D) float64 in data
+    units (nan rows where none was found or needed)."""
+    solution = exact_radii(train64, xs, query_labels, idx_same, correct, norm=norm, box=box)
+    examples = np.full(xs.shape, np.nan)
+    for i in np.flatnonzero(solution.target >= 0):
+        adv = boundary_to_adversarial(train64, xs[i], query_labels[i], xs[i] + solution.delta[i],
+                                      solution.target[i], box)
+        if adv is not None:
+            examples[i] = adv
+    return solution, examples
+
+
+def _solve_query(train64, x, y, pivot, screen, norm, box, best, out, i):
     """Visit the cells of other-class points in increasing bisector lower bound (in ``norm``, via
     its dual norm), solving each program until the next bound is above the best distance found."""
-    others = np.flatnonzero(problem.labels != y)
+    others = np.flatnonzero(train64.labels != y)
     if not len(others):
         out.radius[i] = np.inf
         return
     if norm == "l2":
         lb = screen[others]
     else:  # the exact dual-norm bisector bound, in chunks to bound the temporary (chunk x D) arrays
-        lb = np.concatenate([lower_bounds(problem, x, pivot, others[c:c + 4096], norm)
+        lb = np.concatenate([lower_bounds(train64, x, pivot, others[c:c + 4096], norm)
                              for c in range(0, len(others), 4096)]) * (1 - 1e-9)
     out.candidates[i] = len(others)
     best_t, best_delta = -1, None
     for k in np.lexsort((others, lb)):
         if lb[k] >= best:
             break  # every remaining cell is provably farther than the best found
-        dist, delta = _cell_distance(problem, x, y, others[k], norm, box)
+        dist, delta = _cell_distance(train64, x, y, others[k], norm, box)
         out.programs[i] += 1
         if dist < best or (best_t < 0 and dist <= best):
             best, best_t, best_delta = dist, others[k], delta

@@ -2,11 +2,17 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
+
+from ._errors import InputError
+from ._names import as_norm
+from .bounds import margin_radius
 
 _ARRAYS = ("labels", "pred", "correct", "dist_same", "idx_same", "dist_other", "idx_other", "radius")
 
@@ -44,6 +50,10 @@ class CertifyResult:
             when not computed.
         adversarial: (N, D) float64 minimal adversarial examples for bound="exact" (in the data's
             units; verified misclassified by an exact 1NN), nan rows where none; else None.
+        info: run details (device, timings, counts of programs solved, ...).
+        n_features: D, the number of features per point.
+        distance_rel_err: how far (relative) a reported distance may be from the real-number one;
+            what :meth:`margin_radius` shrinks by to stay sound.
     """
 
     labels: np.ndarray
@@ -64,6 +74,39 @@ class CertifyResult:
     target_index: np.ndarray | None = None
     adversarial: np.ndarray | None = None
     info: dict = field(default_factory=dict)
+    n_features: int = 0
+    distance_rel_err: float = 0.0
+
+    # Counters in ``info`` that are not additive across chunks.
+    _NOT_SUMMED = ("pivots",)
+
+    @classmethod
+    def concatenate(cls, parts: Sequence["CertifyResult"]) -> "CertifyResult":
+        """One result for consecutive query chunks certified against one training set with the same
+        options: per-query arrays concatenated, search times and numeric counters in ``info`` added."""
+        if not parts:
+            raise ValueError("concatenate needs at least one CertifyResult")
+        first = parts[0]
+        if len(parts) == 1:
+            return first
+        arrays = {
+            f.name: np.concatenate([getattr(p, f.name) for p in parts])
+            for f in dataclasses.fields(first)
+            if isinstance(getattr(first, f.name), np.ndarray)
+        }
+        info = dict(first.info)
+        for key, value in first.info.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in cls._NOT_SUMMED:
+                info[key] = sum(p.info.get(key, 0) for p in parts)
+        return dataclasses.replace(first, **arrays, seconds=sum(p.seconds for p in parts), info=info)
+
+    def margin_radius(self, norm: str | None = None) -> np.ndarray:
+        """(N,) the margin bound of these queries in perturbation norm ``norm`` (default: this
+        result's norm), from the stored distances, with no new search; rounded down, 0 where the
+        query is misclassified."""
+        norm = self.norm if norm is None else as_norm(norm)
+        return margin_radius(self.dist_same, self.dist_other, self.correct, self.metric, norm,
+                             self.n_features, self.distance_rel_err)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -81,7 +124,7 @@ class CertifyResult:
         """
         eps_arr = np.asarray(eps, dtype=np.float64)
         if np.any(~np.isfinite(eps_arr)) or np.any(eps_arr < 0):
-            raise ValueError(f"eps must be finite and >= 0, got {eps!r}")
+            raise InputError(f"eps must be finite and >= 0, got {eps!r}")
         if not len(self):
             return np.full(eps_arr.shape, np.nan) if eps_arr.ndim else float("nan")
         robust = self.correct[None, :] & (

@@ -1,12 +1,58 @@
-"""Training data prepared once (layout, norms, class grouping) and searched many times."""
+"""Training data prepared once (layout, norms, class grouping) and searched many times.
+
+A :class:`TrainSet` owns a private, read-only snapshot of the points and labels it was given: the
+compiled layouts, the float64 view and every later read (pivots, leave-one-out checks) see the same
+data, whatever the caller does to its own arrays afterwards. A certificate can never mix two
+versions of the training set.
+"""
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 
 from . import _core
+from ._errors import InputError, InputTypeError
 from ._names import as_metric, metric_code
-from ._validate import as_labels, as_points, safe_float_dtype
+from ._validate import as_labels, as_points, safe_float_dtype, to_numpy
 
+
+def _private_copy(arr: np.ndarray, source) -> np.ndarray:
+    """``arr`` as a read-only array no one else can write: copied when it may share memory with the
+    caller's ``source``."""
+    try:
+        shared = np.may_share_memory(arr, to_numpy(source, "x"))
+    except Exception:  # a source numpy cannot view (lists, ...) was converted into a fresh array
+        shared = False
+    if shared or not arr.flags.owndata:
+        arr = arr.copy()
+    arr.flags.writeable = False
+    return arr
+
+
+class Float64TrainSet:
+    """The training points in float64 data units (``unit`` per stored step), grouped by class: what
+    the exact solver, the 1NN attack and exact 1NN predictions work on.
+
+    Attributes: points (M, D) float64, labels (M,) int64, sq_norms (M,) |t|^2, by_class
+    {label: (M_c,) indices}.
+    """
+
+    def __init__(self, points: np.ndarray, labels: np.ndarray, unit: float):
+        self.points = points.astype(np.float64) * unit
+        self.points.flags.writeable = False
+        self.labels = labels
+        self.sq_norms = np.einsum("ij,ij->i", self.points, self.points)
+        self.by_class = {c: np.flatnonzero(labels == c) for c in np.unique(labels)}
+
+    def nearest_of_class(self, z: np.ndarray, cls, k: int) -> np.ndarray:
+        """Indices of the k points of class cls nearest to z (D,), nearest first (ties: lowest index).
+        Screened by |t|^2 - 2 t.z: for ranking constraints, not for proofs."""
+        idx = self.by_class[cls]
+        d2 = self.sq_norms[idx] - 2.0 * (self.points[idx] @ z)
+        k = min(k, len(idx))
+        part = np.argpartition(d2, k - 1)[:k] if k < len(idx) else np.arange(len(idx))
+        return idx[part[np.lexsort((idx[part], d2[part]))]]
 
 
 class TrainSet:
@@ -15,27 +61,31 @@ class TrainSet:
     Args:
         x_train: (M, ...) training points, flattened to (M, D). uint8 data is searched with exact
             integer arithmetic; float32 / float64 are taken as given (other integer dtypes become
-            float64). numpy arrays and CPU torch tensors are read without a copy where possible.
+            float64). numpy arrays, CPU torch tensors and array-likes are accepted.
         y_train: (M,) integer class labels (any integers; they need not be 0..C-1).
 
-    The per-metric kernel layout (points sorted by class, padded, packed) is built on first use and
-    kept, so certifying several query sets against one TrainSet prepares the data once.
+    The TrainSet keeps its own read-only copy of the data (``points``, ``labels``), so changing the
+    caller's arrays later changes nothing here. The per-metric kernel layout (points sorted by
+    class, padded, packed) is built on first use and kept; one TrainSet may be used by several
+    threads at once.
     """
 
     def __init__(self, x_train, y_train):
         points = as_points(x_train, "x_train")
         if points.shape[0] == 0:
-            raise ValueError("the training set is empty (x_train has 0 points)")
-        self.labels = as_labels(y_train, points.shape[0], "y_train")
+            raise InputError("the training set is empty (x_train has 0 points)")
+        labels = as_labels(y_train, points.shape[0], "y_train")
         if points.dtype != np.uint8:
             points = points.astype(safe_float_dtype(points), copy=False)
-        self.points = points  # (M, D)
+        self.points = _private_copy(points, x_train)  # (M, D)
+        self.labels = _private_copy(labels, y_train)  # (M,) int64
         self.input_shape = tuple(np.shape(x_train)[1:])
         # Dense class ids: the kernels compare small integers, the user's labels can be anything.
         self.classes, class_id = np.unique(self.labels, return_inverse=True)
         self._class_id = class_id.astype(np.int32)
         self._prepared: dict[str, _core.PreparedTrain] = {}
-        self._float64: dict[float, object] = {}
+        self._float64: dict[float, Float64TrainSet] = {}
+        self._lock = threading.Lock()  # guards the two caches above
 
     @property
     def n_points(self) -> int:
@@ -52,18 +102,18 @@ class TrainSet:
     def prepared(self, metric: str = "l2") -> "_core.PreparedTrain":
         """The compiled layout for ``metric`` (built once, then cached)."""
         metric = as_metric(metric)
-        if metric not in self._prepared:
-            self._prepared[metric] = _core.prepare_train(self.points, self._class_id, metric_code(metric))
-        return self._prepared[metric]
+        with self._lock:
+            if metric not in self._prepared:
+                self._prepared[metric] = _core.prepare_train(self.points, self._class_id, metric_code(metric))
+            return self._prepared[metric]
 
-    def float64_problem(self, unit: float):
-        """The training points in float64 data units, grouped by class, for the exact solver and
-        the attack (built once per unit, then cached: ~8 bytes per feature per point)."""
-        if unit not in self._float64:
-            from .exact import _Problem
-
-            self._float64[unit] = _Problem(self.points, self.labels, unit)
-        return self._float64[unit]
+    def float64(self, unit: float = 1.0) -> Float64TrainSet:
+        """The points in float64 times ``unit`` (e.g. 1/255 for uint8 pixels), grouped by class
+        (built once per unit, then cached: 8 bytes per feature per point)."""
+        with self._lock:
+            if unit not in self._float64:
+                self._float64[unit] = Float64TrainSet(self.points, self.labels, unit)
+            return self._float64[unit]
 
     def class_ids(self, labels: np.ndarray) -> np.ndarray:
         """(N,) int32 dense ids of ``labels``; -1 for a label no training point has."""
@@ -75,26 +125,40 @@ class TrainSet:
         """Validate queries and bring them to this set's (N, D) layout and dtype, exactly or not at all."""
         q = as_points(x, name)
         if q.shape[1] != self.dim:
-            raise ValueError(f"{name} has {q.shape[1]} features per point but the training set has {self.dim}")
+            raise InputError(f"{name} has {q.shape[1]} features per point but the training set has {self.dim}")
         if q.dtype != np.uint8:
             safe_float_dtype(q)  # raises for magnitudes no float search handles exactly
         if q.dtype == self.dtype:
             return q
         if (q.dtype == np.uint8) != (self.dtype == np.uint8):
-            raise TypeError(
+            raise InputTypeError(
                 f"{name} is {q.dtype} but the training set is {self.dtype}; give both as uint8 pixels "
                 f"or both as floats"
             )
         converted = q.astype(self.dtype)
         if not np.array_equal(converted.astype(q.dtype), q):
-            raise TypeError(
+            raise InputTypeError(
                 f"{name} is {q.dtype} and cannot be converted to the training set's {self.dtype} "
                 f"without rounding; build the TrainSet from {q.dtype} data"
             )
         return converted
+
+    def is_own_training_set(self, queries: np.ndarray, labels: np.ndarray) -> bool:
+        """Whether (queries, labels) are exactly this set's points and labels, in order."""
+        return (queries.shape == self.points.shape and np.array_equal(queries, self.points)
+                and np.array_equal(labels, self.labels))
 
     def __repr__(self) -> str:
         return (
             f"TrainSet({self.n_points} points, {self.dim} features, {self.dtype}, "
             f"{len(self.classes)} classes)"
         )
+
+
+def as_trainset(train) -> TrainSet:
+    """``train`` as a TrainSet: a TrainSet itself, or a tuple (x_train, y_train)."""
+    if isinstance(train, TrainSet):
+        return train
+    if isinstance(train, (tuple, list)) and len(train) == 2:
+        return TrainSet(*train)
+    raise InputTypeError("train must be a nnmargin.TrainSet or a tuple (x_train, y_train)")
