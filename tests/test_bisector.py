@@ -7,24 +7,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import nnmargin
+import nnmargin._core as core
 from nnmargin.bounds import choose_pivots, norm_factor
+from nnmargin.certify import RawNeighbours
+from nnmargin.reference import bisector_bound
 
-DUAL_ORD = {"l2": 2, "linf": 1, "l1": np.inf}
-
-
-def reference_bisector(x, y, t, ty, pivot_idx, norm):
-    """min over other-class t of max over pivots p of (|x-t|^2 - |x-p|^2) / (2 ||t-p||_dual)."""
-    x, t = x.astype(np.float64), t.astype(np.float64)
-    out = np.empty(len(x))
-    for i in range(len(x)):
-        others = t[ty != y[i]]
-        best = np.full(len(others), -np.inf)
-        for p in t[pivot_idx[i]]:
-            num = ((others - x[i]) ** 2).sum(1) - ((p - x[i]) ** 2).sum()
-            den = 2 * np.linalg.norm(others - p, ord=DUAL_ORD[norm], axis=1)
-            best = np.maximum(best, np.where(den > 0, num / np.where(den > 0, den, 1), 0.0))
-        out[i] = best.min() if len(others) else np.inf
-    return out
 
 
 def run(x, y, t, ty, norm, pivots, isa):
@@ -39,8 +26,6 @@ def run(x, y, t, ty, norm, pivots, isa):
 def pivots_used(x, y, t, ty, n_pivots):
     ts = nnmargin.TrainSet(t, ty)
     prepared = ts.prepared("l2")
-    from nnmargin.certify import RawNeighbours
-    import nnmargin._core as core
 
     def search(q, lab, skip):
         return RawNeighbours(*core.search(prepared, q, ts.class_ids(lab), skip))
@@ -62,7 +47,7 @@ def test_kernel_matches_reference_and_rounds_down(dtype, norm, isa, n_pivots):
     ty, y = rng.integers(0, 3, 300), rng.integers(0, 3, 40)
     bis, margin = run(x, y, t, ty, norm, n_pivots, isa)
     ok = bis.correct
-    ref = reference_bisector(x[ok], y[ok], t, ty, pivots_used(x[ok], y[ok], t, ty, n_pivots), norm)
+    ref = bisector_bound(x[ok], y[ok], t, ty, pivots_used(x[ok], y[ok], t, ty, n_pivots), norm)
     got = bis.radius[ok]
     assert (got <= np.maximum(ref, margin.radius[ok]) * (1 + 1e-15)).all()  # never above the true value
     np.testing.assert_allclose(got, np.maximum(ref, margin.radius[ok]), rtol={np.uint8: 1e-12, np.float32: 2e-3, np.float64: 1e-9}[dtype])  # float: worst-case screening slack
@@ -86,7 +71,7 @@ def test_property_bisector_dominates_margin_on_ties_and_duplicates(m, d, n_class
     bis, margin = run(x, y, t, ty, norm, 1, "auto")
     assert (bis.radius >= margin.radius).all()
     ok = bis.correct & (bis.idx_other >= 0)
-    ref = reference_bisector(x[ok], y[ok], t, ty, bis.idx_same[ok, None], norm)
+    ref = bisector_bound(x[ok], y[ok], t, ty, bis.idx_same[ok, None], norm)
     assert (bis.radius[ok] <= np.maximum(ref, margin.radius[ok]) * (1 + 1e-15) + 1e-300).all()
 
 
@@ -119,8 +104,6 @@ def test_leave_one_out_bisector_never_uses_the_query_as_pivot():
     t, ty = rng.integers(0, 256, (120, 10)).astype(np.uint8), rng.integers(0, 2, 120)
     ts = nnmargin.TrainSet(t, ty)
     own = np.arange(120)
-    import nnmargin._core as core
-    from nnmargin.certify import RawNeighbours
 
     def search(q, lab, skip):
         return RawNeighbours(*core.search(ts.prepared("l2"), q, ts.class_ids(lab), skip))
@@ -134,6 +117,6 @@ def test_leave_one_out_bisector_never_uses_the_query_as_pivot():
     for i in np.flatnonzero(bis.correct):  # reference on the training set without the query
         keep = own != i
         kept_pivots = [[np.searchsorted(own[keep], p) for p in pivots[i]]]
-        ref = reference_bisector(t[i:i + 1], ty[i:i + 1], t[keep], ty[keep], kept_pivots, "l2")
+        ref = bisector_bound(t[i:i + 1], ty[i:i + 1], t[keep], ty[keep], kept_pivots, "l2")
         assert bis.radius[i] <= max(ref[0], margin.radius[i]) * (1 + 1e-15)
         np.testing.assert_allclose(bis.radius[i], max(ref[0], margin.radius[i]), rtol=1e-12)

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import nnmargin
-from reference import nearest_same_other, pairwise_distances
+from nnmargin.reference import distances, nearest_same_other
 
 METRICS = ["l2", "l1", "linf"]
 DTYPES = [np.uint8, np.float32, np.float64]
@@ -37,7 +37,7 @@ def assert_exact(cert, x, y, t, ty, metric, leave_one_out=False):
 def assert_true_argmin(cert, x, y, t, ty, metric):
     """General floats: each returned index attains the reference minimum (up to float64 rounding)."""
     ds, is_, do, io = nearest_same_other(x, y, t, ty, metric)
-    dist = pairwise_distances(x, t, metric)
+    dist = distances(x, t, metric)
     for got_idx, got_dist, ref_idx, ref_dist in ((cert.idx_same, cert.dist_same, is_, ds), (cert.idx_other, cert.dist_other, io, do)):
         np.testing.assert_array_equal(got_idx < 0, ref_idx < 0)
         has = ref_idx >= 0

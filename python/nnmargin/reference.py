@@ -24,7 +24,7 @@ def _wide(a: np.ndarray) -> np.ndarray:
 
 def _as_rows(a) -> np.ndarray:
     a = np.asarray(a)
-    return a.reshape(len(a), -1)
+    return a.reshape(len(a), int(np.prod(a.shape[1:])))
 
 
 def distances(x, t, metric: str = "l2", squared: bool = False) -> np.ndarray:
