@@ -13,7 +13,7 @@ import numpy as np
 
 from ._names import DUAL_NORM, NUMPY_ORD
 
-_CHUNK_ELEMENTS = 1 << 24  # queries per step are chosen so one step holds ~16M differences
+_CHUNK_ELEMENTS = 1 << 22  # one step holds ~4M differences (32 MB): queries x training points x D
 
 
 def _wide(a: np.ndarray) -> np.ndarray:
@@ -34,16 +34,20 @@ def distances(x, t, metric: str = "l2", squared: bool = False) -> np.ndarray:
     returns the squared l2 distance (exact integers for uint8)."""
     x, t = _wide(_as_rows(x)), _wide(_as_rows(t))
     out = np.empty((len(x), len(t)))
-    step = max(1, _CHUNK_ELEMENTS // max(1, t.size))
-    for begin in range(0, len(x), step):
-        diff = x[begin:begin + step, None, :] - t[None, :, :]
-        if metric == "l2":
-            sq = (diff * diff).sum(axis=-1).astype(np.float64)
-            out[begin:begin + step] = sq if squared else np.sqrt(sq)
-        elif metric == "l1":
-            out[begin:begin + step] = np.abs(diff).sum(axis=-1)
-        else:
-            out[begin:begin + step] = np.abs(diff).max(axis=-1)
+    d = max(1, x.shape[1])
+    rows_t = max(1, min(len(t), _CHUNK_ELEMENTS // d))     # training points per step
+    rows_q = max(1, _CHUNK_ELEMENTS // (rows_t * d))       # queries per step
+    for q0 in range(0, len(x), rows_q):
+        for t0 in range(0, len(t), rows_t):
+            diff = x[q0:q0 + rows_q, None, :] - t[None, t0:t0 + rows_t, :]
+            block = out[q0:q0 + rows_q, t0:t0 + rows_t]
+            if metric == "l2":
+                sq = (diff * diff).sum(axis=-1).astype(np.float64)
+                block[:] = sq if squared else np.sqrt(sq)
+            elif metric == "l1":
+                block[:] = np.abs(diff).sum(axis=-1)
+            else:
+                block[:] = np.abs(diff).max(axis=-1)
     return out
 
 
