@@ -32,7 +32,14 @@ def distances(x, t, metric: str = "l2", squared: bool = False) -> np.ndarray:
 
     uint8 input is differenced in int64 (exact integers); float input in float64. ``squared``
     returns the squared l2 distance (exact integers for uint8)."""
-    x, t = _wide(_as_rows(x)), _wide(_as_rows(t))
+    x, t = _as_rows(x), _as_rows(t)
+    if metric == "l2" and x.dtype == np.uint8 and t.dtype == np.uint8:
+        # |x|^2 + |t|^2 - 2 x.t in float64 is exact here: every term and partial sum is an integer
+        # below D * 255^2 * 2 < 2^53, so no summation order can round.
+        xf, tf = x.astype(np.float64), t.astype(np.float64)
+        sq = np.einsum("ij,ij->i", xf, xf)[:, None] + np.einsum("ij,ij->i", tf, tf)[None, :] - 2.0 * (xf @ tf.T)
+        return sq if squared else np.sqrt(sq)
+    x, t = _wide(x), _wide(t)
     out = np.empty((len(x), len(t)))
     d = max(1, x.shape[1])
     rows_t = max(1, min(len(t), _CHUNK_ELEMENTS // d))     # training points per step
