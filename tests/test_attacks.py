@@ -7,7 +7,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("pyautoattack")
 
-from nnmargin import attacks, datasets  # noqa: E402
+from nnmargin import InputError, attacks, datasets  # noqa: E402
 
 
 # Tiny models on one torch thread (conftest.py says why); the setting is restored afterwards.
@@ -102,11 +102,11 @@ def test_caller_rng_and_model_mode_are_untouched(problem):
 
 def test_bad_arguments(problem):
     model, x, y = problem
-    with pytest.raises(ValueError, match="norm"):
+    with pytest.raises(InputError, match="norm"):
         attacks.apgd_robust_accuracy(model, x, y, norm="l1", eps=1.0)
-    with pytest.raises(ValueError, match="eps"):
+    with pytest.raises(InputError, match="eps"):
         attacks.apgd_sweep(model, x, y, "l2", [0.5, -1.0])
-    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+    with pytest.raises(InputError, match=r"\[0, 1\]"):
         attacks.apgd_robust_accuracy(model, torch.full((2, 1, 28, 28), 2.0), y[:2], eps=0.1)
-    with pytest.raises(ValueError, match="labels"):
+    with pytest.raises(InputError, match="labels"):
         attacks.apgd_robust_accuracy(model, x, y[:5], eps=0.1)

@@ -1,7 +1,7 @@
 """The ``nnmargin`` command line: default run, outputs, real-data run, errors, ``info``.
 
-Everything runs in-process through ``nnmargin.cli.main`` except one subprocess run proving the
-``python -m nnmargin`` entry point. No network: runs use the embedded sample or the shared data
+Everything runs in-process through ``nnmargin.cli.main`` except the subprocess runs proving the
+``python -m nnmargin`` entry points. No network: runs use the embedded sample or the shared data
 folder with --no-download.
 """
 from __future__ import annotations
@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 import nnmargin
-from nnmargin import datasets
-from nnmargin._progress import ProgressBar
-from nnmargin.cli import DEFAULT_EPS, main
+from nnmargin import InputError, _core, _names, datasets
+from nnmargin.cli import COMMANDS, build_parser, main
+from nnmargin.cli.certify import DEFAULT_EPS
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 ARRAYS = ("labels", "pred", "correct", "dist_same", "idx_same", "dist_other", "idx_other", "radius")
@@ -154,30 +154,15 @@ def test_progress_bar_on_a_terminal_only(monkeypatch, capsys):
     monkeypatch.setattr(sys, "stderr", fake)
     assert main(["certify", "--chunk-size", "100"]) == 0
     frames = fake.getvalue().split("\r")
-    # Redraws are throttled, so only the first and the final frame are certain.
-    assert frames[1].startswith("certify  [") and " 0/500" in frames[1]
-    assert any("500/500" in f and "100%" in f for f in frames)
-    assert frames[-1] == ""  # the bar erased itself before the table
-
+    # tqdm throttles redraws, so only the first frame is certain; the bar erases itself at the end.
+    assert frames[1].startswith("certify") and "0/500" in frames[1]
+    assert frames[-1] == "" and frames[-2].strip() == ""
     assert "certified robust accuracy" in capsys.readouterr().out
 
     fake.seek(0), fake.truncate()
     assert main(["certify", "--quiet"]) == 0
     assert fake.getvalue() == ""
     assert capsys.readouterr().out == ""
-
-
-def test_progress_bar_unit():
-    stream = io.StringIO()
-    with ProgressBar(4, label="work", stream=stream, enabled=True, min_interval=0) as bar:
-        bar.update(1)
-        assert bar.line().startswith("work  [") and "1/4" in bar.line() and "eta" in bar.line()
-        bar.update(3)
-    assert "100%" in stream.getvalue() and stream.getvalue().endswith("\r")
-    silent = io.StringIO()  # not a terminal: draws nothing
-    with ProgressBar(4, stream=silent) as bar:
-        bar.update(4)
-    assert silent.getvalue() == ""
 
 
 # --------------------------------------------------------------------------- errors
@@ -196,6 +181,8 @@ def test_progress_bar_unit():
     (["certify", "--data-dir", "{tmp}"], "not to the embedded sample"),
     ([], "choose a command"),
     (["frobnicate"], "invalid choice"),
+    (["experiment", "--dataset", "sample", "--pairs", "4-4", "--out", "{tmp}"], "two different classes"),
+    (["experiment", "--dataset", "sample", "--out", "{tmp}", "--limit", "0"], "positive integer"),
 ])
 def test_bad_input_exits_2_with_one_line(argv, message, tmp_path, capsys):
     code, out, err = _run([a.replace("{tmp}", str(tmp_path)) for a in argv], capsys)
@@ -203,6 +190,63 @@ def test_bad_input_exits_2_with_one_line(argv, message, tmp_path, capsys):
     assert out == ""
     assert err.startswith("nnmargin: error: ") and message in err
     assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_pivot_choices_come_from_the_vocabulary(capsys):
+    code, _, err = _run(["certify", "--pivots", _names.MAX_PIVOTS + 1], capsys)
+    assert code == 2 and "invalid choice" in err
+    _, help_text, _ = _run(["certify", "--help"], capsys)
+    assert "{" + ",".join(str(k) for k in range(1, _names.MAX_PIVOTS + 1)) + "}" in help_text
+    for names in (_names.METRICS, _names.BOUNDS, _names.DEVICES):
+        assert "{" + ",".join(names) + "}" in help_text
+
+
+# --------------------------------------------------------------------------- error policy
+
+def test_internal_error_exits_1_with_its_traceback(monkeypatch, capsys):
+    def broken_search(*args, **kwargs):
+        raise RuntimeError("simulated kernel failure")
+
+    monkeypatch.setattr(_core, "search", broken_search)
+    code, out, err = _run(["certify"], capsys)
+    assert code == 1 and out == ""
+    assert "Traceback (most recent call last)" in err and "RuntimeError: simulated kernel failure" in err
+    assert "nnmargin: error:" not in err  # never reported as a problem with the input
+
+
+def test_input_error_from_the_library_exits_2_with_one_line(monkeypatch, capsys):
+    def rejecting_certify(*args, **kwargs):
+        raise InputError("the queries are\nnot what was expected")
+
+    monkeypatch.setattr("nnmargin.cli.certify.certify", rejecting_certify)
+    code, out, err = _run(["certify"], capsys)
+    assert (code, out) == (2, "")
+    assert err == "nnmargin: error: the queries are not what was expected\n"
+
+
+def test_interrupt_exits_130(monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("nnmargin.cli.certify.certify", interrupted)
+    code, _, err = _run(["certify"], capsys)
+    assert code == 130 and err.strip() == "nnmargin: interrupted"
+
+
+@pytest.mark.parametrize("argv, package", [
+    (["certify", "--plot", "{tmp}/figures"], "matplotlib"),
+    (["report", "{tmp}", "--out", "{tmp}/report"], "matplotlib"),
+    (["experiment", "--dataset", "sample", "--pairs", "0-1", "--methods", "standard", "--out", "{tmp}/run"],
+     "torch"),
+])
+def test_missing_optional_dependency_is_one_line_with_the_pip_command(argv, package, tmp_path, monkeypatch,
+                                                                       capsys):
+    monkeypatch.setitem(sys.modules, package, None)  # `import <package>` now fails as if not installed
+    code, out, err = _run([a.replace("{tmp}", str(tmp_path)) for a in argv], capsys)
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"needs {package}" in err and f"pip install {package}" in err
+    assert not (tmp_path / "run").exists(), "nothing may run before the dependency check"
 
 
 # --------------------------------------------------------------------------- info
@@ -214,14 +258,31 @@ def test_info(tmp_path, capsys):
     assert code == 0 and err == ""
     assert nnmargin.__version__ in out
     assert ", ".join(nnmargin.cpu_isas()) in out
-    assert "cuda" in out and ("available" in out)
+    cuda = next(line for line in out.splitlines() if line.split()[:1] == ["cuda"])
+    if nnmargin.cuda_available():
+        assert cuda.split()[1] == "available" and "device(s)" in cuda
+    else:
+        reason = "no CUDA device found" if _core.built_with_cuda() else "built without CUDA"
+        assert cuda.split()[1:3] == ["not", "available"] and reason in cuda
+    auto = next(line for line in out.splitlines() if line.split()[:2] == ["device", "auto"])
+    assert ("uses the CPU until the CUDA backend has passed its GPU check" in auto) != _names.AUTO_USES_CUDA
     assert str(tmp_path) in out and "--data-dir" in out
     assert "1 file(s)" in out and "absent" in out  # mnist/ has a file, fashion-mnist/ does not exist
 
 
-@pytest.mark.parametrize("command", ["experiment", "report"])
-def test_experiment_and_report_are_dispatched_to_their_modules(command, capsys):
-    pytest.importorskip("torch")
-    assert main([command, "--help"]) == 0
-    assert f"nnmargin {command}" in capsys.readouterr().out
-    assert "experiment" in main.__globals__["build_parser"]().format_help()
+# --------------------------------------------------------------------------- one parser for every command
+
+def test_every_command_is_listed_and_parsed_by_the_one_parser(capsys):
+    assert [c.name for c in COMMANDS] == ["certify", "info", "experiment", "report"]
+    top = " ".join(build_parser().format_help().split())
+    for command in COMMANDS:
+        assert f"{command.name} {' '.join(command.help.split())}" in top
+        assert main([command.name, "--help"]) == 0
+        assert capsys.readouterr().out.startswith(f"usage: nnmargin {command.name} ")
+
+
+@pytest.mark.parametrize("module, command", [("nnmargin.experiment", "experiment"), ("nnmargin.report", "report")])
+def test_python_dash_m_of_the_experiment_modules(module, command):
+    proc = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"usage: nnmargin {command} ")

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nnmargin import datasets
+from nnmargin import InputError, datasets
 from nnmargin.datasets import DatasetNotFoundError, _download
 
 REAL_DATA = Path(os.environ.get("NNMARGIN_TEST_DATA")
@@ -181,28 +181,28 @@ def test_idx_wrong_magic(tmp_path):
     folder = tmp_path / "mnist"
     os.replace(folder / "train-labels-idx1-ubyte.gz", folder / "train-images-idx3-ubyte.gz")
     (folder / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(labels)))
-    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte\.gz.*magic number 0x00000801"):
+    with pytest.raises(InputError, match=r"train-images-idx3-ubyte\.gz.*magic number 0x00000801"):
         datasets.load_mnist("train", data_dir=tmp_path, download=False)
 
 
 def test_idx_truncated_payload_and_gzip(tmp_path):
     path = tmp_path / "images-idx3-ubyte"
     path.write_bytes(idx_bytes(np.zeros((5, 28, 28), np.uint8))[:-10])
-    with pytest.raises(ValueError, match=r"images-idx3-ubyte: header declares shape \(5, 28, 28\)"):
+    with pytest.raises(InputError, match=r"images-idx3-ubyte: header declares shape \(5, 28, 28\)"):
         datasets.read_idx(path, 3)
     path.write_bytes(b"\x00\x00")
-    with pytest.raises(ValueError, match="too short"):
+    with pytest.raises(InputError, match="too short"):
         datasets.read_idx(path, 3)
     gz_path = tmp_path / "labels-idx1-ubyte.gz"
     gz_path.write_bytes(gzip.compress(idx_bytes(np.arange(1000, dtype=np.uint8)))[:-20])
-    with pytest.raises(ValueError, match=r"labels-idx1-ubyte\.gz: corrupt or truncated gzip"):
+    with pytest.raises(InputError, match=r"labels-idx1-ubyte\.gz: corrupt or truncated gzip"):
         datasets.read_idx(gz_path, 1)
 
 
 def test_idx_images_labels_mismatch(tmp_path):
     images, labels = small_mnist(6, seed=3)
     write_idx_split(tmp_path / "mnist", "test", images, labels[:5])
-    with pytest.raises(ValueError, match="do not form"):
+    with pytest.raises(InputError, match="do not form"):
         datasets.load_mnist("test", data_dir=tmp_path, download=False)
 
 
@@ -250,17 +250,17 @@ def test_cifar10_corrupt_files(tmp_path):
     batch_dir = write_cifar(tmp_path, make_cifar_batches(), "binary", as_tarball=False)
     with open(batch_dir / "test_batch.bin", "ab") as f:
         f.write(b"\x01\x02")
-    with pytest.raises(ValueError, match=r"test_batch\.bin: size .* whole number of 3073-byte"):
+    with pytest.raises(InputError, match=r"test_batch\.bin: size .* whole number of 3073-byte"):
         datasets.load_cifar10("test", data_dir=tmp_path, download=False, format="binary")
 
     batch_dir = write_cifar(tmp_path / "p", make_cifar_batches(), "python", as_tarball=False)
     (batch_dir / "test_batch").write_bytes(pickle.dumps({b"labels": [1]}, protocol=2))
-    with pytest.raises(ValueError, match="test_batch: not a CIFAR-10 python batch"):
+    with pytest.raises(InputError, match="test_batch: not a CIFAR-10 python batch"):
         datasets.load_cifar10("test", data_dir=tmp_path / "p", download=False)
 
     tarball = write_cifar(tmp_path / "t", make_cifar_batches(), "python", as_tarball=True)
     tarball.write_bytes(tarball.read_bytes()[: tarball.stat().st_size // 2])
-    with pytest.raises(ValueError, match=r"cifar-10-python\.tar\.gz: unreadable"):
+    with pytest.raises(InputError, match=r"cifar-10-python\.tar\.gz: unreadable"):
         datasets.load_cifar10("train", data_dir=tmp_path / "t", download=False)
 
 
@@ -269,7 +269,7 @@ def test_cifar10_tarball_missing_batch(tmp_path):
     del batches["data_batch_3"]
     write_cifar(tmp_path, batches, "binary", as_tarball=True)
     assert datasets.load_cifar10("test", data_dir=tmp_path, download=False)[1].shape == (5,)
-    with pytest.raises(ValueError, match=r"lacks cifar-10-batches-bin/data_batch_3\.bin"):
+    with pytest.raises(InputError, match=r"lacks cifar-10-batches-bin/data_batch_3\.bin"):
         datasets.load_cifar10("train", data_dir=tmp_path, download=False)
 
 
@@ -312,7 +312,7 @@ class _RunsCode:
 def test_cifar10_pickle_cannot_run_code(tmp_path):
     batch_dir = write_cifar(tmp_path, make_cifar_batches(), "python", as_tarball=False)
     (batch_dir / "test_batch").write_bytes(pickle.dumps({b"data": _RunsCode()}, protocol=2))
-    with pytest.raises(ValueError, match="refusing to load"):
+    with pytest.raises(InputError, match="refusing to load"):
         datasets.load_cifar10("test", data_dir=tmp_path, download=False)
 
 
@@ -322,7 +322,7 @@ def test_missing_files_without_download(tmp_path):
     with pytest.raises(DatasetNotFoundError) as info:
         datasets.load_mnist("test", data_dir=tmp_path, download=False)
     message = str(info.value)
-    assert isinstance(info.value, FileNotFoundError)
+    assert isinstance(info.value, FileNotFoundError) and isinstance(info.value, InputError)
     for expected in ("t10k-images-idx3-ubyte.gz", str(tmp_path / "mnist"), "download=False",
                      "https://ossci-datasets.s3.amazonaws.com/mnist/t10k-images-idx3-ubyte.gz",
                      "NNMARGIN_DATA"):
@@ -444,19 +444,19 @@ def test_names_and_class_names():
 
 
 def test_validation_errors(tmp_path):
-    with pytest.raises(ValueError, match="unknown dataset 'svhn'.*mnist, fashion-mnist, cifar10"):
+    with pytest.raises(InputError, match="unknown dataset 'svhn'.*mnist, fashion-mnist, cifar10"):
         datasets.load("svhn")
     for loader in (datasets.load_mnist, datasets.load_fashion_mnist, datasets.load_cifar10):
-        with pytest.raises(ValueError, match="split must be one of"):
+        with pytest.raises(InputError, match="split must be one of"):
             loader("validation", data_dir=tmp_path, download=False)
-    with pytest.raises(ValueError, match="format must be"):
+    with pytest.raises(InputError, match="format must be"):
         datasets.load_cifar10("train", data_dir=tmp_path, format="matlab")
-    with pytest.raises(ValueError, match="must differ"):
+    with pytest.raises(InputError, match="must differ"):
         datasets.binary_pair("mnist", 3, 3, data_dir=tmp_path, download=False)
     for a, b in [(3, 10), (-1, 2), (1.0, 2), (True, 2)]:
-        with pytest.raises(ValueError, match="integer in 0..9"):
+        with pytest.raises(InputError, match="integer in 0..9"):
             datasets.binary_pair("mnist", a, b, data_dir=tmp_path, download=False)
-    with pytest.raises(ValueError, match="limit_train"):
+    with pytest.raises(InputError, match="limit_train"):
         datasets.binary_pair("mnist", 1, 2, data_dir=tmp_path, download=False, limit_train=-1)
 
 
@@ -470,7 +470,7 @@ def test_pair_from_arrays():
     assert pair.y_test.tolist() == [0, 1, 0]
     original = datasets.pair_from_arrays(x, y, x, y, 5, 3, relabel=False)
     assert original.y_train.tolist() == [3, 5, 3, 5, 5]
-    with pytest.raises(ValueError, match="labels must have shape"):
+    with pytest.raises(InputError, match="labels must have shape"):
         datasets.pair_from_arrays(x, y[:3], x, y, 3, 5)
 
 

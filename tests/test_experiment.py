@@ -20,8 +20,10 @@ pytest.importorskip("pyautoattack")
 
 import nnmargin  # noqa: E402
 from nnmargin import attacks, datasets  # noqa: E402
-from nnmargin.experiment import (ResultStore, SettingsMismatch, experiment_main, one_nn_robust_accuracy,  # noqa: E402
-                                 parse_methods, parse_pairs, run_experiment)
+from nnmargin import InputError  # noqa: E402
+from nnmargin.cli import main  # noqa: E402
+from nnmargin.experiment import (ResultStore, SettingsMismatch, one_nn_robust_accuracy, parse_methods,  # noqa: E402
+                                 parse_pairs, run_experiment)
 from nnmargin.experiment.runner import NetworkTrainer  # noqa: E402
 
 
@@ -60,10 +62,10 @@ def test_parse_pairs_and_methods():
     assert parse_pairs("5-3, 3-5") == [(3, 5)]
     assert len(parse_pairs("all")) == 45
     for bad in ("3-3", "1-10", "3", "a-b", ""):
-        with pytest.raises(ValueError):
+        with pytest.raises(InputError):
             parse_pairs(bad)
     assert parse_methods("1nn,trades,1nn") == ["1nn", "trades"]
-    with pytest.raises(ValueError, match="unknown method"):
+    with pytest.raises(InputError, match="unknown method"):
         parse_methods("1nn,svm")
 
 
@@ -76,10 +78,23 @@ def test_one_nn_is_fully_robust_on_its_training_points():
     # to the nearest point of the other class.
     cert = nnmargin.certify(pair.x_train, pair.y_train, (pair.x_train, pair.y_train))
     assert np.allclose(res.radius, cert.dist_other / 2, rtol=1e-12)
-    margin_inf = one_nn_robust_accuracy(pair, "test", "linf", [0.05], bound="margin")
-    margin_l2 = one_nn_robust_accuracy(pair, "test", "l2", [0.05], bound="margin")
-    assert np.all(margin_inf.radius <= margin_l2.radius / np.sqrt(784) * (1 + 1e-12))
-    assert margin_inf.kind == "certified"
+
+
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_one_nn_bounds_come_from_certify(norm):
+    """Every bound comes from nnmargin.certify in the norm asked for: the margin radius equals the l2
+    result converted to that norm, the bisector bound is never below it and tighter somewhere."""
+    s = datasets.load_sample()
+    pair = datasets.pair_from_arrays(s.x_train, s.y_train, s.x_test, s.y_test, 3, 5)
+    eps = [0.01, 0.05] if norm == "linf" else [0.5, 1.0]
+    margin = one_nn_robust_accuracy(pair, "test", norm, eps, bound="margin", eval_limit=60)
+    bisector = one_nn_robust_accuracy(pair, "test", norm, eps, bound="bisector", eval_limit=60)
+    cert_l2 = nnmargin.certify(pair.x_test[:60], pair.y_test[:60], (pair.x_train, pair.y_train))
+    np.testing.assert_array_equal(margin.radius, cert_l2.margin_radius(norm))
+    assert np.all(bisector.radius >= margin.radius) and np.any(bisector.radius > margin.radius)
+    assert np.all(margin.radius[margin.correct] > 0)
+    assert margin.kind == bisector.kind == "certified"
+    np.testing.assert_array_equal(margin.robust_correct, margin.correct & (margin.radius > np.array(eps)[:, None]))
 
 
 def test_run_resumes_after_an_exception_without_duplicates(tmp_path, monkeypatch):
@@ -158,12 +173,14 @@ def test_run_resumes_after_sigkill(tmp_path):
     assert summary.trained == ["0-1_trades", "3-5_standard", "3-5_trades"]  # 0-1 standard was checkpointed
 
 
-def test_experiment_main(tmp_path, capsys):
-    argv = ["--dataset", "sample", "--pairs", "0-1", "--methods", "1nn,standard", "--out", str(tmp_path),
-            "--limit", "100", "--eval-limit", "10", "--epochs", "1", "--attack-iters", "2", "--quiet"]
-    assert experiment_main(argv) == 0
+def test_experiment_command(tmp_path, capsys):
+    argv = ["experiment", "--dataset", "sample", "--pairs", "0-1", "--methods", "1nn,standard", "--out",
+            str(tmp_path), "--limit", "100", "--eval-limit", "10", "--epochs", "1", "--attack-iters", "2", "--quiet"]
+    assert main(argv) == 0
     assert len(_rows(tmp_path)) == 8
-    assert experiment_main(argv) == 0 and len(_rows(tmp_path)) == 8
-    assert experiment_main(argv[:-1] + ["--eps-l2", "0.7"]) == 2
-    assert "other settings" in capsys.readouterr().err
-    assert experiment_main(["--dataset", "sample", "--pairs", "4-4", "--out", str(tmp_path)]) == 2
+    assert main(argv) == 0 and len(_rows(tmp_path)) == 8
+    capsys.readouterr()
+    assert main(argv[:-1] + ["--eps-l2", "0.7"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nnmargin experiment: error: ") and "other settings" in err and err.count("\n") == 1
+    assert main(["experiment", "--dataset", "sample", "--pairs", "4-4", "--out", str(tmp_path)]) == 2

@@ -5,7 +5,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from nnmargin import models  # noqa: E402
+from nnmargin import InputError, models  # noqa: E402
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -31,14 +31,22 @@ def test_small_cnn_layer_plan():
 def test_small_cnn_dropout_only_acts_in_train_mode():
     torch.manual_seed(0)
     x = torch.rand(8, 1, 28, 28)
-    model = models.small_cnn().eval()
-    assert torch.equal(model(x), model(x))
+    model = models.small_cnn()
+    assert [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)] == [0.5]
+    model.train()
+    with torch.no_grad():
+        first, second = model(x), model(x)
+    assert not torch.equal(first, second), "dropout must draw a new mask per forward pass in train mode"
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(model(x), model(x))
     deterministic = models.small_cnn(dropout=0.0).train()
-    assert torch.equal(deterministic(x), deterministic(x))
+    with torch.no_grad():
+        assert torch.equal(deterministic(x), deterministic(x))
 
 
 def test_small_cnn_rejects_other_image_sizes():
-    with pytest.raises(ValueError, match="28, 28"):
+    with pytest.raises(InputError, match="28, 28"):
         models.small_cnn()(torch.rand(2, 1, 32, 32))
 
 
@@ -85,5 +93,5 @@ def test_model_for_picks_architecture_by_dataset():
     (lambda: models.small_cnn(dropout=1.0), "dropout"),
 ])
 def test_bad_arguments_raise_value_error(call, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(InputError, match=match):
         call()

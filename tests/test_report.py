@@ -6,7 +6,8 @@ import pytest
 
 from nnmargin.experiment import ResultStore, Settings
 from nnmargin.experiment.tables import head_to_head, load_run
-from nnmargin.report import report_main, write_report
+from nnmargin.cli import main
+from nnmargin.report import write_report
 
 PAIRS = ["0-1", "3-5", "4-9"]
 METHODS = ["1nn", "standard", "early-stop", "trades", "trades-l2linf"]
@@ -56,7 +57,7 @@ def test_markdown_tables(tmp_path):
 def test_figures_render(tmp_path):
     pytest.importorskip("matplotlib")
     runs = [_fake_run(tmp_path / "mnist"), _fake_run(tmp_path / "fmnist", "fashion-mnist", seed=1)]
-    assert report_main([str(r) for r in runs] + ["--out", str(tmp_path / "report")]) == 0
+    assert main(["report"] + [str(r) for r in runs] + ["--out", str(tmp_path / "report")]) == 0
     figures = sorted((tmp_path / "report" / "figures").glob("*.png"))
     names = {f.name for f in figures}
     assert "clean_accuracy.png" in names
@@ -70,5 +71,6 @@ def test_figures_render(tmp_path):
 
 
 def test_report_errors(tmp_path, capsys):
-    assert report_main([str(tmp_path / "missing"), "--out", str(tmp_path / "r")]) == 2
-    assert "no experiment results" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "missing"), "--out", str(tmp_path / "r"), "--no-figures"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nnmargin report: error: ") and "no experiment results" in err and err.count("\n") == 1

@@ -12,6 +12,7 @@ torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
 from nnmargin import datasets, models, train  # noqa: E402
+from nnmargin._errors import InputError, InputTypeError  # noqa: E402
 from nnmargin.training import loop  # noqa: E402
 from nnmargin.training.augment import random_crop_flip  # noqa: E402
 
@@ -107,14 +108,14 @@ def test_float_images_in_unit_range_pass_through():
 
 
 @pytest.mark.parametrize("x,error,match", [
-    (np.full((2, 28, 28), 1.5, np.float32), ValueError, r"\[0, 1\]"),
-    (-torch.rand(2, 1, 28, 28) - 0.1, ValueError, r"\[0, 1\]"),
-    (np.full((2, 28, 28), np.nan, np.float32), ValueError, "NaN"),
-    (np.zeros((2, 28, 28), np.int32), TypeError, "uint8"),
-    (np.zeros((28, 28), np.uint8), ValueError, "shape"),
-    (np.zeros((2, 32, 32, 5), np.uint8), ValueError, "C in"),
-    (np.zeros((2, 32, 32, 3), np.float32), ValueError, "channels-last"),
-    (np.zeros((0, 28, 28), np.uint8), ValueError, "empty"),
+    (np.full((2, 28, 28), 1.5, np.float32), InputError, r"\[0, 1\]"),
+    (-torch.rand(2, 1, 28, 28) - 0.1, InputError, r"\[0, 1\]"),
+    (np.full((2, 28, 28), np.nan, np.float32), InputError, "NaN"),
+    (np.zeros((2, 28, 28), np.int32), InputTypeError, "uint8"),
+    (np.zeros((28, 28), np.uint8), InputError, "shape"),
+    (np.zeros((2, 32, 32, 5), np.uint8), InputError, "C in"),
+    (np.zeros((2, 32, 32, 3), np.float32), InputError, "channels-last"),
+    (np.zeros((0, 28, 28), np.uint8), InputError, "empty"),
 ])
 def test_bad_images_are_rejected(x, error, match):
     with pytest.raises(error, match=match):
@@ -122,11 +123,11 @@ def test_bad_images_are_rejected(x, error, match):
 
 
 def test_bad_labels_are_rejected():
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(InputError, match="shape"):
         train.to_tensor_labels(np.zeros(3, np.int64), 4)
-    with pytest.raises(TypeError, match="integers"):
+    with pytest.raises(InputTypeError, match="integers"):
         train.to_tensor_labels(np.zeros(4, np.float32), 4)
-    with pytest.raises(ValueError, match="non-negative"):
+    with pytest.raises(InputError, match="non-negative"):
         train.to_tensor_labels(np.array([0, -1]), 2)
 
 
@@ -181,23 +182,23 @@ def test_early_stop_trains_its_own_epoch_count():
     (dict(augment="yes"), "augment"),
 ])
 def test_bad_config_values_raise_value_error_naming_the_field(overrides, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(InputError, match=match):
         train.TrainConfig(**overrides)
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(InputError, match=match):
         train.default_config("mnist", overrides.pop("method", "standard"), **overrides)
 
 
 def test_default_config_rejects_unknown_dataset_and_field():
-    with pytest.raises(ValueError, match="unknown dataset"):
+    with pytest.raises(InputError, match="unknown dataset"):
         train.default_config("svhn", "standard")
-    with pytest.raises(TypeError, match="epoch_count"):
+    with pytest.raises(InputTypeError, match="epoch_count"):
         train.default_config("mnist", "standard", epoch_count=3)
 
 
 def test_config_is_revalidated_when_training_starts(pair):
     config = quick()
     config.eps_l2 = -1.0
-    with pytest.raises(ValueError, match="eps_l2"):
+    with pytest.raises(InputError, match="eps_l2"):
         train.train_model(TinyNet(), pair.x_train[:8], pair.y_train[:8], config)
 
 
@@ -326,7 +327,7 @@ def test_one_attack_step_matches_its_definition(batch, norm):
 def test_bad_trades_arguments_raise_value_error(batch, kwargs, match):
     net, x, y = batch
     args = dict(beta=6.0, eps=0.1, step=0.01, steps=1, norm="linf")
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(InputError, match=match):
         train.trades_loss(net, x, y, **{**args, **kwargs})
 
 
@@ -391,10 +392,10 @@ def test_checkpoint_round_trip(pair, tmp_path):
 def test_load_checkpoint_rejects_wrong_dataset_and_foreign_files(pair, tmp_path):
     result = train.TrainResult(models.small_cnn(), train.default_config("mnist", "standard"))
     path = train.save_checkpoint(result, tmp_path / "m.pt")
-    with pytest.raises(ValueError, match="trained on 'mnist'"):
+    with pytest.raises(InputError, match="trained on 'mnist'"):
         train.load_checkpoint(path, "fashion-mnist")
     torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
-    with pytest.raises(ValueError, match="not an nnmargin"):
+    with pytest.raises(InputError, match="not an nnmargin"):
         train.load_checkpoint(tmp_path / "other.pt", "mnist")
 
 
@@ -426,7 +427,7 @@ def test_early_stop_validation_accuracy_is_that_of_the_returned_model(pair):
 
 
 def test_labels_beyond_the_model_outputs_are_rejected(pair):
-    with pytest.raises(ValueError, match="below the model's 2 outputs"):
+    with pytest.raises(InputError, match="below the model's 2 outputs"):
         train.train_model(TinyNet(), pair.x_train[:8], np.arange(8), quick())
 
 

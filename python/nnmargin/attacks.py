@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
+from ._errors import InputError, InputTypeError
+
 if TYPE_CHECKING:  # torch is imported lazily at run time: `import nnmargin` must not need it
     import torch
 
@@ -38,7 +40,7 @@ class AttackError(RuntimeError):
 
 
 @dataclasses.dataclass
-class AttackResult:
+class APGDResult:
     """Robust accuracy of a model at one perturbation size, found by APGD (an upper bound).
 
     Attributes:
@@ -122,19 +124,19 @@ def images_to_tensor(x) -> "torch.Tensor":
     torch = _torch()
     if isinstance(x, torch.Tensor) and x.dtype != torch.uint8:
         if x.ndim != 4:
-            raise ValueError(f"float image tensors must be NCHW (4-d), got shape {tuple(x.shape)}")
+            raise InputError(f"float image tensors must be NCHW (4-d), got shape {tuple(x.shape)}")
         if x.numel() and (not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1):
-            raise ValueError("float images must be finite and on the [0, 1] scale")
+            raise InputError("float images must be finite and on the [0, 1] scale")
         return x.float()
     arr = x.cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
     if arr.dtype != np.uint8:
-        raise TypeError(f"expected uint8 images or a float NCHW tensor, got {arr.dtype} array")
+        raise InputTypeError(f"expected uint8 images or a float NCHW tensor, got {arr.dtype} array")
     if arr.ndim == 3:  # (N, H, W) grey
         arr = arr[:, None, :, :]
     elif arr.ndim == 4:  # (N, H, W, C) channel last
         arr = arr.transpose(0, 3, 1, 2)
     else:
-        raise ValueError(f"uint8 images must be (N, H, W) or (N, H, W, C), got shape {arr.shape}")
+        raise InputError(f"uint8 images must be (N, H, W) or (N, H, W, C), got shape {arr.shape}")
     return torch.from_numpy(np.ascontiguousarray(arr)).float().div_(255.0)
 
 
@@ -142,16 +144,16 @@ def _labels(y, n: int) -> np.ndarray:
     torch = _torch()
     arr = y.cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
     if arr.shape != (n,) or arr.dtype.kind not in "iu":
-        raise ValueError(f"labels must be an integer array of shape ({n},), got {arr.dtype}{arr.shape}")
+        raise InputError(f"labels must be an integer array of shape ({n},), got {arr.dtype}{arr.shape}")
     return arr.astype(np.int64)
 
 
 def _check_norm_eps(norm: str, eps) -> None:
     if norm not in NORMS:
-        raise ValueError(f"norm must be one of {tuple(NORMS)}, got {norm!r}")
+        raise InputError(f"norm must be one of {tuple(NORMS)}, got {norm!r}")
     eps_arr = np.atleast_1d(np.asarray(eps, dtype=np.float64))
     if not np.all(np.isfinite(eps_arr)) or np.any(eps_arr < 0):
-        raise ValueError(f"eps must be finite and >= 0, got {eps!r}")
+        raise InputError(f"eps must be finite and >= 0, got {eps!r}")
 
 
 def _predict(model, x, batch_size: int, device) -> np.ndarray:
@@ -251,7 +253,7 @@ class _EvalMode:
 
 def apgd_robust_accuracy(model, x, y, *, norm: str = "linf", eps: float, n_iter: int = 100,
                          n_restarts: int = 1, batch_size: int = 500, device="cpu", seed: int = 0,
-                         keep_adv: bool = False) -> AttackResult:
+                         keep_adv: bool = False) -> APGDResult:
     """Robust accuracy of ``model`` against APGD-CE at one ``eps`` (an upper bound).
 
     Args:
@@ -284,7 +286,7 @@ def apgd_robust_accuracy(model, x, y, *, norm: str = "linf", eps: float, n_iter:
     if keep_adv:
         x_adv = xt.clone()
         x_adv[idx] = adv
-    return AttackResult(norm, float(eps), clean, robust, time.perf_counter() - start, n_iter, n_restarts,
+    return APGDResult(norm, float(eps), clean, robust, time.perf_counter() - start, n_iter, n_restarts,
                         worst, x_adv)
 
 

@@ -18,12 +18,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ._errors import InputError
+from .datasets import canonical_name
+
 __all__ = ["SmallCNN", "PreActBlock", "PreActResNet18", "small_cnn", "preact_resnet18", "model_for"]
 
 
 def _check_positive_int(value, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        raise InputError(f"{name} must be a positive integer, got {value!r}")
     return value
 
 
@@ -41,7 +44,7 @@ class SmallCNN(nn.Module):
     def __init__(self, in_channels: int = 1, num_classes: int = 2, dropout: float = 0.5):
         super().__init__()
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+            raise InputError(f"dropout must be in [0, 1), got {dropout!r}")
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, 32, 3), nn.ReLU(),
             nn.Conv2d(32, 32, 3), nn.ReLU(),
@@ -71,7 +74,7 @@ class SmallCNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # The flattened size is fixed by the 28x28 input; say so rather than fail in a matmul.
         if x.dim() != 4 or tuple(x.shape[-2:]) != (self.image_size, self.image_size):
-            raise ValueError(f"SmallCNN expects input (N, C, 28, 28), got {tuple(x.shape)}")
+            raise InputError(f"SmallCNN expects input (N, C, 28, 28), got {tuple(x.shape)}")
         return self.classifier(self.features(x))
 
 
@@ -148,9 +151,7 @@ def preact_resnet18(num_classes: int = 2, in_channels: int = 3) -> nn.Module:
 def model_for(dataset: str, num_classes: int = 2) -> nn.Module:
     """The architecture used for ``dataset``: "mnist" / "fashion-mnist" -> :func:`small_cnn`
     (1 channel), "cifar10" -> :func:`preact_resnet18` (3 channels). Aliases accepted by
-    :func:`nnmargin.datasets.canonical_name` work too; an unknown name raises ``ValueError``."""
-    from .datasets import canonical_name  # deferred: keeps `import nnmargin.models` light
-
+    :func:`nnmargin.datasets.canonical_name` work too; an unknown name raises :class:`~nnmargin.InputError`."""
     name = canonical_name(dataset)
     if name == "cifar10":
         return preact_resnet18(num_classes=num_classes, in_channels=3)

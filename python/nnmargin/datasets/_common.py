@@ -7,6 +7,8 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from .._errors import InputError
+
 DATASETS = ("mnist", "fashion-mnist", "cifar10")
 SPLITS = ("train", "test")
 CLASS_NAMES: Dict[str, List[str]] = {
@@ -38,8 +40,9 @@ DATA_ENV_VAR = "NNMARGIN_DATA"
 ImagesLabels = Tuple[np.ndarray, np.ndarray]
 
 
-class DatasetNotFoundError(FileNotFoundError):
-    """A dataset file is neither on disk nor obtainable (download off, failed or corrupt)."""
+class DatasetNotFoundError(InputError, FileNotFoundError):
+    """A dataset file is neither on disk nor obtainable (download off, failed or corrupt): a problem
+    the user fixes (an :class:`~nnmargin.InputError`), and a ``FileNotFoundError``."""
 
 
 def resolve_data_dir(data_dir: Optional[os.PathLike] = None) -> Path:
@@ -57,10 +60,10 @@ def canonical_name(name: str) -> str:
     try:
         return _ALIASES[name.lower()]
     except (KeyError, AttributeError):
-        raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)} "
+        raise InputError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)} "
                          "(aliases: fashion_mnist, fmnist, cifar-10)") from None
 
 
 def _check_split(split: str) -> None:
     if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        raise InputError(f"split must be one of {SPLITS}, got {split!r}")

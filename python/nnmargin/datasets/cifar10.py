@@ -11,6 +11,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from .._errors import InputError
 from ._common import OFFICIAL_MD5, ImagesLabels, _check_split, resolve_data_dir
 from ._download import _obtain
 
@@ -54,10 +55,10 @@ def _parse_python_batch(blob: bytes, where: str) -> ImagesLabels:
         batch = _NumpyOnlyUnpickler(io.BytesIO(blob), encoding="bytes").load()
         data, labels = np.asarray(batch[b"data"]), np.asarray(batch[b"labels"])
     except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{where}: not a CIFAR-10 python batch ({exc!r})") from None
+        raise InputError(f"{where}: not a CIFAR-10 python batch ({exc!r})") from None
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != _CIFAR_PIXELS \
             or labels.shape != (len(data),):
-        raise ValueError(f"{where}: expected uint8 data (N, 3072) and N labels, "
+        raise InputError(f"{where}: expected uint8 data (N, 3072) and N labels, "
                          f"got data {data.dtype}{data.shape} and labels {labels.shape}")
     return _hwc(data), labels.astype(np.int64)
 
@@ -65,7 +66,7 @@ def _parse_python_batch(blob: bytes, where: str) -> ImagesLabels:
 def _parse_binary_batch(blob: bytes, where: str) -> ImagesLabels:
     record = 1 + _CIFAR_PIXELS  # 1 label byte, then the pixels
     if len(blob) == 0 or len(blob) % record:
-        raise ValueError(f"{where}: size {len(blob)} is not a whole number of {record}-byte records")
+        raise InputError(f"{where}: size {len(blob)} is not a whole number of {record}-byte records")
     records = np.frombuffer(blob, dtype=np.uint8).reshape(-1, record)
     return _hwc(records[:, 1:]), records[:, 0].astype(np.int64)
 
@@ -92,10 +93,10 @@ def _read_batches(source: Path, fmt: _CifarFormat, names: List[str]) -> Dict[str
                     found[wanted[member.name]] = (archive.extractfile(member).read(),
                                                   f"{source}:{member.name}")
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
-        raise ValueError(f"{source}: unreadable tar.gz archive ({exc})") from None
+        raise InputError(f"{source}: unreadable tar.gz archive ({exc})") from None
     missing = sorted(set(names) - set(found))
     if missing:
-        raise ValueError(f"{source}: archive lacks {fmt.batch_dir}/{missing[0]}")
+        raise InputError(f"{source}: archive lacks {fmt.batch_dir}/{missing[0]}")
     return {n: found[n] for n in names}  # batch order, not archive order
 
 
@@ -124,7 +125,7 @@ def load_cifar10(split: str = "train", data_dir=None, download: bool = True,
     """
     _check_split(split)
     if format not in ("auto", "python", "binary"):
-        raise ValueError(f"format must be 'auto', 'python' or 'binary', got {format!r}")
+        raise InputError(f"format must be 'auto', 'python' or 'binary', got {format!r}")
     folder = resolve_data_dir(data_dir) / "cifar-10"
     formats = [_CIFAR_FORMATS[f] for f in (("python", "binary") if format == "auto" else (format,))]
     on_disk = [(fmt, _find_cifar_source(folder, fmt, _batch_names(fmt, split))) for fmt in formats]
@@ -138,5 +139,5 @@ def load_cifar10(split: str = "train", data_dir=None, download: bool = True,
     images = np.concatenate([p[0] for p in parts])
     labels = np.concatenate([p[1] for p in parts])
     if labels.size and (labels.min() < 0 or labels.max() > 9):
-        raise ValueError(f"{source}: labels outside 0..9")
+        raise InputError(f"{source}: labels outside 0..9")
     return images, labels

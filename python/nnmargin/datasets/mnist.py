@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._errors import InputError
 from ._common import OFFICIAL_MD5, ImagesLabels, _check_split, resolve_data_dir
 from ._download import _obtain
 
@@ -25,7 +26,7 @@ def read_idx(path: os.PathLike, expected_ndim: int) -> np.ndarray:
 
     Header (big-endian): two zero bytes, type code 0x08, ndim, then ndim uint32
     sizes; the payload must hold exactly prod(sizes) bytes.  Returns a uint8
-    array of that shape.  Raises ValueError naming the file if anything is off.
+    array of that shape.  Raises InputError naming the file if anything is off.
     """
     path = Path(path)
     try:
@@ -33,19 +34,19 @@ def read_idx(path: os.PathLike, expected_ndim: int) -> np.ndarray:
         with opener(path, "rb") as f:
             raw = f.read()
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-        raise ValueError(f"{path}: corrupt or truncated gzip data ({exc})") from None
+        raise InputError(f"{path}: corrupt or truncated gzip data ({exc})") from None
     expected_magic = (_IDX_UBYTE << 8) | expected_ndim
     magic = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else None
     if magic != expected_magic:
         found = "too short for a header" if magic is None else f"0x{magic:08x}"
-        raise ValueError(f"{path}: not an idx file of {expected_ndim}-d unsigned bytes "
+        raise InputError(f"{path}: not an idx file of {expected_ndim}-d unsigned bytes "
                          f"(magic number {found}, expected 0x{expected_magic:08x})")
     header_len = 4 + 4 * expected_ndim
     if len(raw) < header_len:
-        raise ValueError(f"{path}: truncated idx header")
+        raise InputError(f"{path}: truncated idx header")
     shape = struct.unpack(f">{expected_ndim}I", raw[4:header_len])
     if len(raw) - header_len != int(np.prod(shape)):
-        raise ValueError(f"{path}: header declares shape {shape} ({int(np.prod(shape))} bytes) "
+        raise InputError(f"{path}: header declares shape {shape} ({int(np.prod(shape))} bytes) "
                          f"but the file holds {len(raw) - header_len} data bytes")
     return np.frombuffer(raw, dtype=np.uint8, offset=header_len).reshape(shape).copy()
 
@@ -64,10 +65,10 @@ def _load_idx_dataset(name: str, split: str, data_dir, download: bool, urls) -> 
         arrays.append(read_idx(path, ndim))
     images, labels = arrays
     if images.shape[1:] != (28, 28) or len(images) != len(labels):
-        raise ValueError(f"{folder}: {split} images {images.shape} and labels {labels.shape} "
+        raise InputError(f"{folder}: {split} images {images.shape} and labels {labels.shape} "
                          "do not form an (N, 28, 28) / (N,) pair")
     if labels.size and labels.max() > 9:
-        raise ValueError(f"{folder}: {split} labels outside 0..9")
+        raise InputError(f"{folder}: {split} labels outside 0..9")
     return images, labels.astype(np.int64)
 
 

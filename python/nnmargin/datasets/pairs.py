@@ -6,6 +6,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from .._errors import InputError
 from ._common import ImagesLabels, canonical_name
 from .cifar10 import load_cifar10
 from .mnist import load_fashion_mnist, load_mnist
@@ -36,9 +37,9 @@ class BinaryPair:
 def _check_classes(a, b) -> Tuple[int, int]:
     for c in (a, b):
         if isinstance(c, (bool, np.bool_)) or not isinstance(c, (int, np.integer)) or not 0 <= c <= 9:
-            raise ValueError(f"class must be an integer in 0..9, got {c!r}")
+            raise InputError(f"class must be an integer in 0..9, got {c!r}")
     if a == b:
-        raise ValueError(f"the two classes must differ, got a = b = {a}")
+        raise InputError(f"the two classes must differ, got a = b = {a}")
     return int(a), int(b)
 
 
@@ -50,7 +51,7 @@ def pair_from_arrays(x_train, y_train, x_test, y_test, a: int, b: int, relabel: 
     for x, y, split in ((x_train, y_train, "train"), (x_test, y_test, "test")):
         x, y = np.asarray(x), np.asarray(y)
         if y.ndim != 1 or len(x) != len(y):
-            raise ValueError(f"{split}: labels must have shape ({len(x)},) to match the "
+            raise InputError(f"{split}: labels must have shape ({len(x)},) to match the "
                              f"images, got {y.shape}")
         keep = (y == a) | (y == b)
         labels = (y[keep] == b) if relabel else y[keep]
@@ -60,7 +61,7 @@ def pair_from_arrays(x_train, y_train, x_test, y_test, a: int, b: int, relabel: 
 
 def _check_limit(limit, what: str) -> None:
     if limit is not None and (not isinstance(limit, (int, np.integer)) or limit < 0):
-        raise ValueError(f"{what} must be None or a non-negative integer, got {limit!r}")
+        raise InputError(f"{what} must be None or a non-negative integer, got {limit!r}")
 
 
 def binary_pair(name: str, a: int, b: int, data_dir=None, download: bool = True,

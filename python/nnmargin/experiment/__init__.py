@@ -8,16 +8,15 @@ robust accuracy on the training and test points, in l∞ and l2, over a sweep of
 are certified lower bounds (or exact); network numbers are attack upper bounds.
 
 Modules: :mod:`.config` (methods, pairs, eps defaults, settings), :mod:`.store` (SQLite results),
-:mod:`.onenn` (the 1NN bound switch), :mod:`.runner` (:func:`run_experiment`), :mod:`.command`
-(``nnmargin experiment``), :mod:`.figures` (plots for :mod:`nnmargin.report`).
+:mod:`.onenn` (the 1NN bound switch), :mod:`.runner` (:func:`run_experiment`), :mod:`.tables` and
+:mod:`.figures` (read back for :mod:`nnmargin.report`). The ``nnmargin experiment`` command's
+options are in :mod:`nnmargin.cli.experiment`.
 """
-from .command import add_experiment_arguments, experiment_main, run_from_args
 from .config import DEFAULT_EPS, HEADLINE_EPS, METHODS, Settings, all_pairs, parse_methods, parse_pairs
-from .onenn import OneNNResult, certify_supports_bound, one_nn_robust_accuracy
+from .onenn import OneNNResult, one_nn_robust_accuracy
 from .runner import NetworkTrainer, RunSummary, run_experiment
 from .store import ResultStore, SettingsMismatch
 
-__all__ = ["run_experiment", "experiment_main", "add_experiment_arguments", "run_from_args", "RunSummary",
-           "NetworkTrainer", "one_nn_robust_accuracy", "OneNNResult", "certify_supports_bound", "ResultStore",
-           "SettingsMismatch", "Settings", "METHODS", "DEFAULT_EPS", "HEADLINE_EPS", "parse_pairs",
-           "parse_methods", "all_pairs"]
+__all__ = ["run_experiment", "RunSummary", "NetworkTrainer", "one_nn_robust_accuracy", "OneNNResult",
+           "ResultStore", "SettingsMismatch", "Settings", "METHODS", "DEFAULT_EPS", "HEADLINE_EPS",
+           "parse_pairs", "parse_methods", "all_pairs"]

@@ -1,6 +1,6 @@
 """``python -m nnmargin.experiment ...``: the same as ``nnmargin experiment ...``."""
 import sys
 
-from .command import experiment_main
+from ..cli import main
 
-sys.exit(experiment_main())
+sys.exit(main(["experiment", *sys.argv[1:]]))

@@ -26,11 +26,15 @@ import json
 import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from .. import _names
+from .._errors import InputError
+from ..datasets import canonical_name
+
 METHODS = ("1nn", "standard", "early-stop", "trades", "trades-l2linf")
 NETWORK_METHODS = METHODS[1:]
 TRADES_METHODS = ("trades", "trades-l2linf")
 NORMS = ("linf", "l2")
-BOUNDS = ("margin", "bisector", "exact")  # 1NN radius bounds, loosest first (see .onenn)
+BOUNDS = _names.BOUNDS  # 1NN radius bounds, loosest first (see .onenn)
 SPLITS = ("train", "test")
 # "sample" is the MNIST subset embedded in nnmargin (tests, demos): no files needed.
 DATASETS = ("mnist", "fashion-mnist", "cifar10", "sample")
@@ -52,11 +56,7 @@ HEADLINE_EPS["sample"] = HEADLINE_EPS["mnist"]
 
 def canonical_dataset(name: str) -> str:
     """"sample" or the canonical name of a benchmark dataset (aliases like "fmnist" accepted)."""
-    if name == "sample":
-        return name
-    from ..datasets import canonical_name
-
-    return canonical_name(name)
+    return name if name == "sample" else canonical_name(name)
 
 
 def all_pairs() -> List[Tuple[int, int]]:
@@ -78,14 +78,14 @@ def parse_pairs(text: str) -> List[Tuple[int, int]]:
         try:
             a, b = (int(v) for v in item.split("-"))
         except ValueError:
-            raise ValueError(f"pair {item!r} is not of the form A-B (e.g. 3-5)") from None
+            raise InputError(f"pair {item!r} is not of the form A-B (e.g. 3-5)") from None
         if not (0 <= a <= 9 and 0 <= b <= 9) or a == b:
-            raise ValueError(f"pair {item!r} needs two different classes in 0..9")
+            raise InputError(f"pair {item!r} needs two different classes in 0..9")
         pair = (min(a, b), max(a, b))
         if pair not in pairs:
             pairs.append(pair)
     if not pairs:
-        raise ValueError("no class pair given (use e.g. '3-5,0-1' or 'all')")
+        raise InputError("no class pair given (use e.g. '3-5,0-1' or 'all')")
     return pairs
 
 
@@ -95,11 +95,11 @@ def parse_methods(text) -> List[str]:
     methods: List[str] = []
     for m in (i.strip() for i in items):
         if m not in METHODS:
-            raise ValueError(f"unknown method {m!r}; choose from {', '.join(METHODS)}")
+            raise InputError(f"unknown method {m!r}; choose from {', '.join(METHODS)}")
         if m not in methods:
             methods.append(m)
     if not methods:
-        raise ValueError("no method given")
+        raise InputError("no method given")
     return methods
 
 
@@ -111,7 +111,7 @@ def pair_name(pair: Sequence[int]) -> str:
 def _eps_tuple(values, what: str) -> Tuple[float, ...]:
     out = tuple(sorted({float(v) for v in values}))
     if not out or any(not math.isfinite(v) or v <= 0 for v in out):
-        raise ValueError(f"{what} must be a non-empty list of positive numbers, got {values!r}")
+        raise InputError(f"{what} must be a non-empty list of positive numbers, got {values!r}")
     return out
 
 
@@ -156,11 +156,11 @@ class Settings:
         for name in ("limit", "eval_limit"):
             value = kw.get(name)
             if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be None or a positive integer, got {value!r}")
+                raise InputError(f"{name} must be None or a positive integer, got {value!r}")
         if kw.get("bound", "margin") not in BOUNDS:
-            raise ValueError(f"bound must be one of {BOUNDS}, got {kw.get('bound')!r}")
+            raise InputError(f"bound must be one of {BOUNDS}, got {kw.get('bound')!r}")
         if kw.get("attack_iters", 1) < 1 or kw.get("attack_restarts", 1) < 1:
-            raise ValueError("attack_iters and attack_restarts must be >= 1")
+            raise InputError("attack_iters and attack_restarts must be >= 1")
         # Through JSON and back, so the values compare equal to the ones read from a results store
         # (tuples become lists).
         overrides = tuple(sorted(json.loads(json.dumps(dict(train_overrides or {}))).items()))

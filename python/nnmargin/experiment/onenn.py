@@ -12,9 +12,8 @@ the perturbation and how its robust radius is bounded. This module is the one sw
   cell), with perturbed images kept in the [0, 1] pixel box -- the same threat model as the
   attacks on the networks, which also clip to [0, 1].
 
-Every bound is delegated to ``certify(..., bound=, norm=)`` when :func:`nnmargin.certify` accepts
-those arguments (checked with ``inspect.signature``); older versions only offer "margin", whose l∞
-conversion is then done here.
+Every bound is computed by ``nnmargin.certify(..., bound=, norm=)``; this module only picks the
+options and counts.
 
 Robust accuracy at eps counts the points classified correctly with radius > eps (certify's own
 convention). Results are certified lower bounds, or exact when the bound is "exact".
@@ -22,22 +21,14 @@ convention). Results are certified lower bounds, or exact when the bound is "exa
 from __future__ import annotations
 
 import dataclasses
-import inspect
-import math
 import time
 from typing import Optional, Sequence
 
 import numpy as np
 
-_U = 2.0**-53  # float64 unit roundoff
-
-
-def certify_supports_bound() -> bool:
-    """True when :func:`nnmargin.certify` takes ``bound=`` and ``norm=`` (tighter 1NN bounds)."""
-    import nnmargin
-
-    params = inspect.signature(nnmargin.certify).parameters
-    return "bound" in params and "norm" in params
+from .._errors import InputError
+from ..certify import certify
+from ..trainset import TrainSet
 
 
 def bound_kind(bound: str) -> str:
@@ -80,7 +71,7 @@ def split_arrays(pair, split: str, eval_limit: Optional[int] = None):
     """(x, y) of ``split`` ("train" or "test") of a :class:`~nnmargin.datasets.BinaryPair`, first
     ``eval_limit`` points."""
     if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        raise InputError(f"split must be 'train' or 'test', got {split!r}")
     x, y = (pair.x_train, pair.y_train) if split == "train" else (pair.x_test, pair.y_test)
     return x[:eval_limit], y[:eval_limit]
 
@@ -99,29 +90,15 @@ def one_nn_robust_accuracy(pair, split: str, norm: str, eps_list: Sequence[float
         eval_limit: evaluate only the first ``eval_limit`` points of the split.
         trainset: a prepared :class:`nnmargin.TrainSet` of ``pair``'s training split, to reuse.
     """
-    import nnmargin
-
     if norm not in ("l2", "linf"):
-        raise ValueError(f"norm must be 'l2' or 'linf', got {norm!r}")
+        raise InputError(f"norm must be 'l2' or 'linf', got {norm!r}")
     start = time.perf_counter()
     x, y = split_arrays(pair, split, eval_limit)
-    train = trainset if trainset is not None else nnmargin.TrainSet(pair.x_train, pair.y_train)
-    if certify_supports_bound():
-        # The pixel box matters only to the exact bound; the others ignore it (and stay sound).
-        box = {"box": True} if bound == "exact" else {}
-        cert = nnmargin.certify(x, y, train, metric="l2", bound=bound, norm=norm, **box)
-        radius = cert.radius
-    elif bound == "margin":
-        cert = nnmargin.certify(x, y, train, metric="l2")
-        radius = cert.radius
-        if norm == "linf":
-            dim = int(np.prod(x.shape[1:]))
-            # Shrink by a few roundings so the division and sqrt can never round the radius up.
-            radius = radius / math.sqrt(dim) * (1 - 4 * _U)
-    else:
-        raise ValueError(f"bound {bound!r} needs a nnmargin.certify that accepts bound= and norm=; "
-                         "this one only has the margin bound (bound='margin')")
+    train = trainset if trainset is not None else TrainSet(pair.x_train, pair.y_train)
+    # The pixel box matters only to the exact bound; the others ignore it (and stay sound).
+    box = {"box": True} if bound == "exact" else {}
+    cert = certify(x, y, train, metric="l2", bound=bound, norm=norm, **box)
     eps = np.asarray([float(e) for e in eps_list], dtype=np.float64)
-    robust = cert.correct[None, :] & (radius[None, :] > eps[:, None])
-    return OneNNResult(norm, bound, bound_kind(bound), eps, cert.correct.copy(), np.asarray(radius, np.float64),
+    robust = cert.correct[None, :] & (cert.radius[None, :] > eps[:, None])
+    return OneNNResult(norm, bound, bound_kind(bound), eps, cert.correct.copy(), np.asarray(cert.radius, np.float64),
                        robust, time.perf_counter() - start)

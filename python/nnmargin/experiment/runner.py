@@ -15,8 +15,11 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+from tqdm import tqdm
 
-from .._progress import ProgressBar
+from .. import attacks, datasets
+from .._errors import InputError
+from ..trainset import TrainSet
 from .config import METHODS, NORMS, SPLITS, Settings, pair_name, parse_methods
 from .onenn import one_nn_robust_accuracy, split_arrays
 from .store import ResultStore
@@ -78,8 +81,6 @@ class RunSummary:
 
 def load_arrays(dataset: str, data_dir=None):
     """(x_train, y_train, x_test, y_test) of a whole dataset (uint8 images, int64 labels)."""
-    from .. import datasets
-
     if dataset == "sample":
         s = datasets.load_sample()
         return s.x_train, s.y_train, s.x_test, s.y_test
@@ -89,8 +90,6 @@ def load_arrays(dataset: str, data_dir=None):
 def make_pair(arrays, pair: Tuple[int, int], limit: Optional[int], dataset: str):
     """The binary problem ``pair`` (labels 0 / 1), keeping the first ``limit`` points of each split
     in file order (deterministic; the files' order is already shuffled across classes)."""
-    from .. import datasets
-
     p = datasets.pair_from_arrays(*arrays, *pair, relabel=True, dataset=dataset)
     return dataclasses.replace(p, x_train=p.x_train[:limit], y_train=p.y_train[:limit],
                                x_test=p.x_test[:limit], y_test=p.y_test[:limit])
@@ -126,8 +125,6 @@ def run_experiment(dataset: str, pairs: Sequence[Tuple[int, int]], methods: Sequ
     Raises:
         SettingsMismatch: ``out_dir`` holds results made with other settings.
     """
-    from .. import attacks
-
     started = time.perf_counter()
     settings = Settings.make(dataset, eps_linf=eps_linf, eps_l2=eps_l2, limit=limit, eval_limit=eval_limit,
                              attack_iters=attack_iters, attack_restarts=attack_restarts, bound=bound,
@@ -136,7 +133,7 @@ def run_experiment(dataset: str, pairs: Sequence[Tuple[int, int]], methods: Sequ
     methods = parse_methods(methods)
     for split in splits:
         if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+            raise InputError(f"split must be one of {SPLITS}, got {split!r}")
     if log is None:
         log = (lambda text: print(text, file=sys.stderr, flush=True)) if progress else (lambda text: None)
     out_dir = Path(out_dir)
@@ -203,7 +200,9 @@ def run_experiment(dataset: str, pairs: Sequence[Tuple[int, int]], methods: Sequ
                     t0 = time.perf_counter()
                     x, y = split_arrays(data, split, settings.eval_limit)
                     label = f"attack {pair_name(pair)} {method} {split} {norm}"
-                    with ProgressBar(len(settings.eps(norm)), label, enabled=None if progress else False) as bar:
+                    # a bar on a terminal only (disable=None), never in logs
+                    with tqdm(total=len(settings.eps(norm)), desc=label, unit="eps", leave=False,
+                              disable=None if progress else True) as bar:
                         sweep = attacks.apgd_sweep(model, x, y, norm, settings.eps(norm),
                                                    n_iter=settings.attack_iters, n_restarts=settings.attack_restarts,
                                                    batch_size=attack_batch_size, device=device, seed=seed,
@@ -223,9 +222,7 @@ def run_experiment(dataset: str, pairs: Sequence[Tuple[int, int]], methods: Sequ
 
 def _run_1nn(data, units, settings: Settings, record, pair) -> None:
     """Certify the l2-1NN of ``data`` for each (split, norm) in ``units`` and record the results."""
-    import nnmargin
-
-    trainset = nnmargin.TrainSet(data.x_train, data.y_train)  # prepared once for all units
+    trainset = TrainSet(data.x_train, data.y_train)  # prepared once for all units
     for split, norm in units:
         res = one_nn_robust_accuracy(data, split, norm, settings.eps(norm), settings.bound,
                                      eval_limit=settings.eval_limit, trainset=trainset)

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from .._errors import InputError
 from .config import Settings
 
 DB_NAME = "results.sqlite"
@@ -46,8 +47,8 @@ CREATE TABLE IF NOT EXISTS trainings (
 """
 
 
-class SettingsMismatch(ValueError):
-    """The output folder holds results made with other settings."""
+class SettingsMismatch(InputError):
+    """The output folder holds results made with other settings (use another folder or the same options)."""
 
 
 class ResultStore:
@@ -60,7 +61,7 @@ class ResultStore:
         self.out_dir = Path(out_dir)
         path = self.out_dir / DB_NAME
         if not create and not path.is_file():
-            raise FileNotFoundError(f"{path}: no experiment results here")
+            raise InputError(f"{path}: no experiment results here")
         self.out_dir.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: autocommit; each write below is its own explicit transaction.
         self.db = sqlite3.connect(str(path), timeout=60, isolation_level=None)

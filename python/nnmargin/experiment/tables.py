@@ -11,6 +11,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .._errors import InputError
 from .config import HEADLINE_EPS, METHODS, NORMS, SPLITS, TRADES_METHODS, Settings
 from .store import ResultStore
 
@@ -99,7 +100,7 @@ def load_run(path) -> Run:
     with ResultStore(path, create=False) as store:
         settings = store.settings()
         if settings is None:
-            raise ValueError(f"{path}: results store has no settings (not made by run_experiment)")
+            raise InputError(f"{path}: results store has no settings (not made by run_experiment)")
         units = {(u["pair"], u["method"], u["split"], u["norm"]): u for u in store.units()}
         return Run(Path(path), settings, units, store.trainings())
 

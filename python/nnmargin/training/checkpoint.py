@@ -8,6 +8,9 @@ from typing import Optional
 
 import torch
 
+from .._errors import InputError
+from ..datasets import canonical_name
+from ..models import model_for
 from .config import TrainConfig, TrainResult
 
 __all__ = ["save_checkpoint", "load_checkpoint", "CHECKPOINT_FORMAT"]
@@ -52,26 +55,23 @@ def load_checkpoint(path, dataset: str, num_classes: Optional[int] = None,
     """Rebuild the :class:`TrainResult` saved at ``path``: the model is
     ``nnmargin.models.model_for(dataset, num_classes)`` with the saved weights, in eval mode.
 
-    ``num_classes`` defaults to the saved one. Raises ``ValueError`` when the file is not an
+    ``num_classes`` defaults to the saved one. Raises :class:`~nnmargin.InputError` when the file is not an
     nnmargin checkpoint, was trained for another dataset, or its weights do not fit the model.
     The file is read with ``weights_only=True``: loading runs no pickled code.
     """
-    from ..datasets import canonical_name
-    from ..models import model_for
-
     payload = torch.load(path, map_location=map_location, weights_only=True)
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not an nnmargin training checkpoint ({CHECKPOINT_FORMAT})")
+        raise InputError(f"{path} is not an nnmargin training checkpoint ({CHECKPOINT_FORMAT})")
     dataset = canonical_name(dataset)
     config = TrainConfig(**payload["config"])
     if config.dataset is not None and canonical_name(config.dataset) != dataset:
-        raise ValueError(f"{path} holds a model trained on {config.dataset!r}, not {dataset!r}")
+        raise InputError(f"{path} holds a model trained on {config.dataset!r}, not {dataset!r}")
     num_classes = payload["num_classes"] if num_classes is None else num_classes
     model = model_for(dataset, num_classes=num_classes if num_classes is not None else 2)
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:
-        raise ValueError(f"{path}: the saved weights do not fit model_for({dataset!r}, "
+        raise InputError(f"{path}: the saved weights do not fit model_for({dataset!r}, "
                          f"num_classes={num_classes}): {exc}") from None
     model.eval()
     return TrainResult(model=model, config=config, history=payload["history"],

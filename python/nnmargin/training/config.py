@@ -55,6 +55,9 @@ from typing import List, Optional, Tuple
 
 import torch
 
+from .._errors import InputError, InputTypeError
+from ..datasets import canonical_name
+
 __all__ = ["METHODS", "TrainConfig", "TrainResult", "default_config"]
 
 #: Training methods; see :func:`nnmargin.train.train_model`.
@@ -90,7 +93,7 @@ class TrainConfig:
     ``augment`` trains on random crops (4-pixel zero padding) and horizontal flips of each batch
     (:func:`nnmargin.training.augment.random_crop_flip`); the attack perturbs the augmented images.
     ``deterministic`` asks cuDNN for deterministic kernels (no effect on CPU).
-    Invalid values raise ``ValueError`` naming the field, at construction and again when
+    Invalid values raise :class:`~nnmargin.InputError` naming the field, at construction and again when
     training starts (the fields stay assignable; ``dataclasses.replace`` re-validates).
     """
     method: str = "standard"
@@ -121,9 +124,9 @@ class TrainConfig:
         self.validate()
 
     def validate(self) -> None:
-        """Raise ``ValueError`` naming the first invalid field."""
+        """Raise :class:`~nnmargin.InputError` (a ``ValueError``) naming the first invalid field."""
         if self.method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+            raise InputError(f"method must be one of {METHODS}, got {self.method!r}")
         for name in ("epochs", "batch_size", "early_stop_epochs"):
             _check_int(self, name, minimum=1)
         _check_int(self, "attack_steps", minimum=0)
@@ -134,10 +137,10 @@ class TrainConfig:
             _check_float(self, name)
         _check_float(self, "momentum")
         if not self.momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
+            raise InputError(f"momentum must be in [0, 1), got {self.momentum!r}")
         _check_float(self, "val_fraction", positive=True)
         if not self.val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
+            raise InputError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
         self._check_milestones()
         if self.limit is not None:
             _check_int(self, "limit", minimum=1)
@@ -145,13 +148,13 @@ class TrainConfig:
         self._check_optional_names()
         for name in ("augment", "deterministic"):
             if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+                raise InputError(f"{name} must be True or False, got {getattr(self, name)!r}")
 
     def _check_milestones(self):
         milestones = self.lr_milestones
         if isinstance(milestones, (int, float)) or not all(
                 isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in milestones):
-            raise ValueError(f"lr_milestones must be a sequence of positive epoch numbers, "
+            raise InputError(f"lr_milestones must be a sequence of positive epoch numbers, "
                              f"got {milestones!r}")
         # Lists (e.g. read back from a checkpoint) become a sorted tuple, so configs compare equal.
         self.lr_milestones = tuple(sorted(milestones))
@@ -160,16 +163,16 @@ class TrainConfig:
         try:
             self.device = str(torch.device(self.device))  # a torch.device is stored as its name
         except (RuntimeError, TypeError):
-            raise ValueError(f"device must name a torch device such as 'cpu' or 'cuda:0', "
+            raise InputError(f"device must name a torch device such as 'cpu' or 'cuda:0', "
                              f"got {self.device!r}") from None
 
     def _check_optional_names(self):
         if self.checkpoint_dir is not None:
             if not isinstance(self.checkpoint_dir, (str, os.PathLike)):
-                raise ValueError(f"checkpoint_dir must be a path or None, got {self.checkpoint_dir!r}")
+                raise InputError(f"checkpoint_dir must be a path or None, got {self.checkpoint_dir!r}")
             self.checkpoint_dir = os.fspath(self.checkpoint_dir)  # Path -> str, see _check_int
         if self.dataset is not None and not isinstance(self.dataset, str):
-            raise ValueError(f"dataset must be a dataset name or None, got {self.dataset!r}")
+            raise InputError(f"dataset must be a dataset name or None, got {self.dataset!r}")
 
     @property
     def train_epochs(self) -> int:
@@ -187,7 +190,7 @@ class TrainConfig:
 def _check_int(config, name: str, minimum: int) -> None:
     value = getattr(config, name)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
     setattr(config, name, int(value))
 
 
@@ -196,7 +199,7 @@ def _check_float(config, name: str, positive: bool = False) -> None:
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
     if not ok or value < 0 or (positive and value == 0):
         kind = "positive" if positive else "non-negative"
-        raise ValueError(f"{name} must be a finite {kind} number, got {value!r}")
+        raise InputError(f"{name} must be a finite {kind} number, got {value!r}")
     setattr(config, name, float(value))
 
 
@@ -204,15 +207,13 @@ def default_config(dataset: str, method: str, **overrides) -> TrainConfig:
     """The default :class:`TrainConfig` for ``dataset`` ("mnist", "fashion-mnist", "cifar10" or
     an alias) and ``method`` (one of :data:`METHODS`), with ``overrides`` applied on top.
 
-    Raises ``ValueError`` for an unknown dataset or method or an invalid value, ``TypeError``
-    for an override that is not a :class:`TrainConfig` field.
+    Raises :class:`~nnmargin.InputError` for an unknown dataset or method or an invalid value,
+    ``InputTypeError`` (also a ``TypeError``) for an override that is not a :class:`TrainConfig` field.
     """
-    from ..datasets import canonical_name
-
     name = canonical_name(dataset)
     unknown = set(overrides) - {f.name for f in dataclasses.fields(TrainConfig)}
     if unknown:
-        raise TypeError(f"unknown TrainConfig field(s): {', '.join(sorted(unknown))}")
+        raise InputTypeError(f"unknown TrainConfig field(s): {', '.join(sorted(unknown))}")
     values = {**_DATASET_DEFAULTS[name], "method": method, "dataset": name, **overrides}
     return TrainConfig(**values)
 

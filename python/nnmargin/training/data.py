@@ -6,6 +6,8 @@ from typing import Tuple
 import numpy as np
 import torch
 
+from .._errors import InputError, InputTypeError
+
 __all__ = ["to_tensor_images", "to_tensor_labels", "validation_split"]
 
 # Channel counts accepted for channels-last uint8 input: grey, RGB.
@@ -18,9 +20,9 @@ def _as_tensor(x, name: str) -> torch.Tensor:
     try:
         array = np.asarray(x)
     except Exception as exc:  # ragged lists and other things numpy cannot hold
-        raise TypeError(f"{name} cannot be converted to an array: {exc}") from None
+        raise InputTypeError(f"{name} cannot be converted to an array: {exc}") from None
     if array.dtype == object:
-        raise TypeError(f"{name} must be numeric, got an object array")
+        raise InputTypeError(f"{name} must be numeric, got an object array")
     # torch.from_numpy shares memory and wants a writable, native-byte-order, positive-stride
     # array; copy only when the input is not one.
     array = np.ascontiguousarray(array)
@@ -39,8 +41,8 @@ def to_tensor_images(x) -> torch.Tensor:
       ``(N, H, W)``, given a channel axis); it passes through, converted to float32 only if
       needed (no copy for a float32 tensor).
 
-    The result stays on the input's device (CPU for numpy). Raises ``TypeError`` for other
-    dtypes and ``ValueError`` for a wrong shape, values outside [0, 1], NaN or an empty batch.
+    The result stays on the input's device (CPU for numpy). Raises ``InputTypeError`` for other
+    dtypes and ``InputError`` for a wrong shape, values outside [0, 1], NaN or an empty batch.
     """
     t = _as_tensor(x, "images")
     if t.dtype == torch.uint8:
@@ -49,7 +51,7 @@ def to_tensor_images(x) -> torch.Tensor:
         t = _channels_first(t, channels_last=False).to(torch.float32)
         _check_unit_range(t)
     else:
-        raise TypeError(f"images must be uint8 (0..255) or floating point in [0, 1], got {t.dtype}")
+        raise InputTypeError(f"images must be uint8 (0..255) or floating point in [0, 1], got {t.dtype}")
     return t.contiguous()
 
 
@@ -58,44 +60,44 @@ def _channels_first(t: torch.Tensor, channels_last: bool) -> torch.Tensor:
         t = t.unsqueeze(1)
     elif t.dim() == 4 and channels_last:
         if t.shape[3] not in _CHANNELS:
-            raise ValueError(f"4-d uint8 images are read as (N, H, W, C) with C in {_CHANNELS}, "
+            raise InputError(f"4-d uint8 images are read as (N, H, W, C) with C in {_CHANNELS}, "
                              f"got shape {tuple(t.shape)}")
         t = t.permute(0, 3, 1, 2)
     elif t.dim() == 4:
         # A float NHWC batch would otherwise pass as NCHW with e.g. 32 "channels".
         if t.shape[1] not in _CHANNELS and t.shape[3] in _CHANNELS:
-            raise ValueError(f"float images must be (N, C, H, W); shape {tuple(t.shape)} looks "
+            raise InputError(f"float images must be (N, C, H, W); shape {tuple(t.shape)} looks "
                              f"channels-last, transpose it with x.permute(0, 3, 1, 2)")
     else:
-        raise ValueError(f"images must have shape (N, H, W), (N, H, W, C) for uint8 or "
+        raise InputError(f"images must have shape (N, H, W), (N, H, W, C) for uint8 or "
                          f"(N, C, H, W) for float, got {tuple(t.shape)}")
     if t.shape[0] == 0:
-        raise ValueError("images must hold at least one image, got an empty batch")
+        raise InputError("images must hold at least one image, got an empty batch")
     return t
 
 
 def _check_unit_range(t: torch.Tensor) -> None:
     if torch.isnan(t).any():
-        raise ValueError("float images contain NaN")
+        raise InputError("float images contain NaN")
     low, high = float(t.min()), float(t.max())
     if low < 0.0 or high > 1.0:
-        raise ValueError(f"float images must lie in [0, 1], got values in [{low:g}, {high:g}]; "
+        raise InputError(f"float images must lie in [0, 1], got values in [{low:g}, {high:g}]; "
                          f"pass uint8 images to have them scaled by 1/255")
 
 
 def to_tensor_labels(y, n: int) -> torch.Tensor:
     """Class labels as an int64 tensor of shape ``(n,)`` (``n`` = number of images).
 
-    Raises ``TypeError`` for non-integer labels and ``ValueError`` for a wrong shape or a
+    Raises ``InputTypeError`` for non-integer labels and ``InputError`` for a wrong shape or a
     negative label (the upper bound is checked against the model's output by the caller).
     """
     t = _as_tensor(y, "labels")
     if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
-        raise TypeError(f"labels must be integers, got {t.dtype}")
+        raise InputTypeError(f"labels must be integers, got {t.dtype}")
     if tuple(t.shape) != (n,):
-        raise ValueError(f"labels must have shape ({n},) to match the images, got {tuple(t.shape)}")
+        raise InputError(f"labels must have shape ({n},) to match the images, got {tuple(t.shape)}")
     if n and int(t.min()) < 0:
-        raise ValueError(f"labels must be non-negative class indices, got {int(t.min())}")
+        raise InputError(f"labels must be non-negative class indices, got {int(t.min())}")
     return t.to(torch.int64)
 
 
@@ -107,6 +109,6 @@ def validation_split(n: int, val_fraction: float, seed: int) -> Tuple[torch.Tens
     """
     n_val = min(max(1, round(n * val_fraction)), n - 1)
     if n_val < 1:
-        raise ValueError(f"early stopping needs at least 2 training examples, got {n}")
+        raise InputError(f"early stopping needs at least 2 training examples, got {n}")
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return order[n_val:].sort().values, order[:n_val].sort().values

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
-from .._progress import ProgressBar
+from .._errors import InputError
 from .augment import random_crop_flip
 from .checkpoint import save_checkpoint
 from .config import TrainConfig, TrainResult
@@ -25,7 +26,7 @@ def evaluate_accuracy(model: torch.nn.Module, x, y, batch_size: int = 512, devic
     arg-max logit equals the label in ``y``, with the model in eval mode (its previous mode
     is restored). The model is moved to ``device`` (in place, like ``nn.Module.to``)."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
     x = to_tensor_images(x)
     y = to_tensor_labels(y, len(x))
     was_training = model.training
@@ -68,7 +69,7 @@ def _batch_terms(model, xb, yb, config: TrainConfig, noise: torch.Generator) -> 
 
 
 def _train_epoch(model, optimizer, x, y, config: TrainConfig, epoch: int, rngs: dict,
-                 bar: ProgressBar) -> dict:
+                 bar: tqdm) -> dict:
     """One pass over ``(x, y)`` in a seeded random order; returns example-weighted means."""
     device = torch.device(config.device)
     model.train()
@@ -120,7 +121,7 @@ def _prepare_data(model, x_train, y_train, config: TrainConfig):
     with torch.no_grad():  # one example tells the output width, to check the labels early
         num_classes = model(x[:1].to(config.device)).shape[1]
     if int(y.max()) >= num_classes:
-        raise ValueError(f"labels must be below the model's {num_classes} outputs, got {int(y.max())}")
+        raise InputError(f"labels must be below the model's {num_classes} outputs, got {int(y.max())}")
     if config.method != "early-stop":
         return x, y, None
     train_idx, val_idx = validation_split(len(x), config.val_fraction, config.seed)
@@ -154,7 +155,7 @@ def train_model(model: torch.nn.Module, x_train, y_train, config: TrainConfig,
     Checkpoints (when ``config.checkpoint_dir`` is set): ``last.pt`` after every epoch and, for
     "early-stop", ``best.pt`` whenever validation accuracy improves (see :func:`save_checkpoint`).
 
-    Raises ``ValueError`` for invalid data or config, ``FloatingPointError`` if the loss
+    Raises :class:`~nnmargin.InputError` for invalid data or config, ``FloatingPointError`` if the loss
     diverges. Returns a :class:`TrainResult` with the model in eval mode.
     """
     config.validate()
@@ -177,7 +178,9 @@ def train_model(model: torch.nn.Module, x_train, y_train, config: TrainConfig,
             lr = config.lr_at(epoch)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            with ProgressBar(len(x), f"epoch {epoch}", enabled=None if progress else False) as bar:
+            # a bar on a terminal only (disable=None), never in logs or captured output
+            with tqdm(total=len(x), desc=f"epoch {epoch}", unit="img", leave=False,
+                      disable=None if progress else True) as bar:
                 record = {"epoch": epoch, **_train_epoch(model, optimizer, x, y, config, epoch,
                                                          rngs, bar)}
             record["val_acc"] = None if val is None else evaluate_accuracy(

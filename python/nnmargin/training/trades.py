@@ -24,6 +24,8 @@ from typing import NamedTuple, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
+from .._errors import InputError
+
 __all__ = ["NORMS", "trades_attack", "trades_loss", "trades_l2linf_loss", "TradesTerms", "trades_terms"]
 
 NORMS = ("linf", "l2")
@@ -47,18 +49,18 @@ class TradesTerms(NamedTuple):
 
 def _check_attack(eps, step, steps, norm) -> None:
     if norm not in NORMS:
-        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+        raise InputError(f"norm must be one of {NORMS}, got {norm!r}")
     for name, value in (("eps", eps), ("step", step)):
         if not isinstance(value, (int, float)) or isinstance(value, bool) \
                 or not math.isfinite(value) or value < 0:
-            raise ValueError(f"{name} must be a finite non-negative number, got {value!r}")
+            raise InputError(f"{name} must be a finite non-negative number, got {value!r}")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
+        raise InputError(f"steps must be a non-negative integer, got {steps!r}")
 
 
 def _check_beta(beta) -> None:
     if not isinstance(beta, (int, float)) or isinstance(beta, bool) or not math.isfinite(beta) or beta < 0:
-        raise ValueError(f"beta must be a finite non-negative number, got {beta!r}")
+        raise InputError(f"beta must be a finite non-negative number, got {beta!r}")
 
 
 def _per_example_norm(t: torch.Tensor) -> torch.Tensor:
@@ -139,7 +141,7 @@ def trades_terms(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, be
     """
     _check_beta(beta)
     if not attacks:
-        raise ValueError("attacks must name at least one attack")
+        raise InputError("attacks must name at least one attack")
     was_training = model.training
     model.eval()
     with torch.no_grad():  # the attacks' fixed target, shared by all of them

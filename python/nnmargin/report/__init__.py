@@ -2,23 +2,23 @@
 
     nnmargin report runs/mnist runs/fmnist --out report/
 
-writes ``report/report.md`` and the figures it links (see :mod:`nnmargin.experiment.figures`).
+writes ``report/report.md`` and the figures it links (see :mod:`nnmargin.experiment.figures`); the
+command's options are in :mod:`nnmargin.cli.report` (``python -m nnmargin.report`` runs it too).
 Numbers are labelled by what they are: the 1NN's robust accuracies are certified lower bounds
 ("≥", or exact), the networks' are upper bounds found by the APGD attack ("≤"). Accuracies are
 means over class pairs, in percent.
 """
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 from pathlib import Path
 from typing import List, Optional, Sequence
 
 import numpy as np
 
-from .experiment.config import NORMS, SPLITS, TRADES_METHODS
-from .experiment.tables import (FAILED_TRAIN_ACC, Run, bound_mark, head_to_head, load_run, mean_over_pairs, method_label,
+from ..experiment.config import NORMS, SPLITS, TRADES_METHODS
+from ..experiment.figures import write_all as write_figures
+from ..experiment.tables import (FAILED_TRAIN_ACC, Run, bound_mark, head_to_head, load_run, mean_over_pairs, method_label,
                                 splits_norms)
 
 _NORM_TEXT = {"linf": "l∞", "l2": "l2"}
@@ -182,41 +182,8 @@ def write_report(run_dirs: Sequence, out_dir, figures: bool = True) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = [load_run(d) for d in run_dirs]
     paths: List[Path] = []
-    if figures:
-        from .experiment import figures as fig
-
-        paths = fig.write_all(runs, out_dir / "figures")
+    if figures:  # matplotlib is imported here, only when figures are drawn
+        paths = write_figures(runs, out_dir / "figures")
     path = out_dir / "report.md"
     path.write_text(render_markdown(runs, paths, out_dir), encoding="utf-8")
     return path
-
-
-def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the ``nnmargin report`` options to ``parser`` (returned for chaining)."""
-    parser.add_argument("runs", nargs="+", metavar="RUN_DIR", help="output folders of 'nnmargin experiment'")
-    parser.add_argument("--out", required=True, metavar="DIR", help="where report.md and figures/ go")
-    parser.add_argument("--no-figures", action="store_true", help="write only the markdown (no matplotlib)")
-    return parser
-
-
-def report_main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run ``nnmargin report`` with ``argv`` (without the sub-command name); returns the exit code."""
-    from ._subcommand import parse_and_run
-
-    return parse_and_run(add_report_arguments, run_from_args, "nnmargin report",
-                         "Tables and figures from nnmargin experiment folders.", argv)
-
-
-def run_from_args(args) -> int:
-    """``nnmargin report`` from parsed :func:`add_report_arguments` options; returns the exit code."""
-    try:
-        path = write_report(args.runs, args.out, figures=not args.no_figures)
-    except (OSError, ValueError, ImportError) as exc:
-        print(f"nnmargin report: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
-    print(f"wrote {path}")
-    return 0
-
-
-if __name__ == "__main__":  # python -m nnmargin.report ...
-    sys.exit(report_main())
