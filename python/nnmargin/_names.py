@@ -13,6 +13,8 @@ from ._errors import InputError
 
 METRICS = ("l2", "l1", "linf")      # distances of the 1NN classifier
 NORMS = METRICS                     # perturbation norms of a certified radius
+# Norms the network side of the comparison trains (TRADES) and attacks (APGD) in.
+ATTACK_NORMS = ("linf", "l2")
 BOUNDS = ("margin", "bisector", "exact")
 DEVICES = ("cpu", "cuda", "auto")
 

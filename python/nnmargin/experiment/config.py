@@ -33,7 +33,7 @@ from ..datasets import canonical_name
 METHODS = ("1nn", "standard", "early-stop", "trades", "trades-l2linf")
 NETWORK_METHODS = METHODS[1:]
 TRADES_METHODS = ("trades", "trades-l2linf")
-NORMS = ("linf", "l2")
+NORMS = _names.ATTACK_NORMS
 BOUNDS = _names.BOUNDS  # 1NN radius bounds, loosest first (see .onenn)
 SPLITS = ("train", "test")
 # "sample" is the MNIST subset embedded in nnmargin (tests, demos): no files needed.

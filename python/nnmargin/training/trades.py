@@ -25,10 +25,9 @@ import torch
 import torch.nn.functional as F
 
 from .._errors import InputError
+from .._names import ATTACK_NORMS as NORMS
 
 __all__ = ["NORMS", "trades_attack", "trades_loss", "trades_l2linf_loss", "TradesTerms", "trades_terms"]
-
-NORMS = ("linf", "l2")
 
 # Scale of the Gaussian start point, in pixel units: it breaks the symmetry at x_adv = x, where
 # the KL term has a zero gradient.
