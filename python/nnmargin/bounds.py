@@ -16,8 +16,7 @@ import math
 
 import numpy as np
 
-from . import _core
-from ._names import DUAL_NORM, P_OF_NORM, UNIT_ROUNDOFF as _U
+from ._names import P_OF_NORM, UNIT_ROUNDOFF as _U
 
 
 def sound_half_margin(dist_same: np.ndarray, dist_other: np.ndarray, rel_err: float) -> np.ndarray:
@@ -65,7 +64,7 @@ def choose_pivots(trainset, queries, labels, base, n_pivots, search, own_index=N
     """
     pivots = [base.idx_same]
     if n_pivots >= 2:
-        threat = trainset.points[base.idx_other]
+        threat = trainset.rows(base.idx_other)
         pivots.append(search(threat, labels, own_index).idx_same)
     if n_pivots >= 3 and own_index is None:
         pivots.append(search(queries, labels, base.idx_same).idx_same)
@@ -87,15 +86,6 @@ def bisector_bound(trainset, queries, labels, base, norm, n_pivots, search, isa,
     attaining it (-1 when none). Only meaningful for correctly classified queries.
     """
     pivot_idx = choose_pivots(trainset, queries, labels, base, n_pivots, search, own_index)
-    pivot_rows = np.ascontiguousarray(trainset.points[pivot_idx])  # (n, k, D)
+    pivot_rows = np.ascontiguousarray(trainset.rows(pivot_idx))  # (n, k, D)
     pivot_sq = squared_distances(queries, pivot_rows)
-    return _core.bisector(
-        trainset.prepared("l2"),
-        trainset.prepared(DUAL_NORM[norm]),
-        queries,
-        trainset.class_ids(labels),
-        pivot_rows,
-        pivot_sq,
-        isa,
-        threads,
-    )
+    return trainset.bisector(queries, labels, pivot_rows, pivot_sq, norm, isa, threads)

@@ -20,7 +20,7 @@ from ._validate import as_box, as_labels, as_num_threads, as_pivots, as_scale
 from .bounds import bisector_bound, margin_radius
 from .exact import exact_with_examples
 from .result import CertifyResult
-from .trainset import TrainSet, as_trainset
+from .trainset import TrainSetBase, as_trainset
 
 
 class RawNeighbours(NamedTuple):
@@ -36,7 +36,7 @@ class RawNeighbours(NamedTuple):
 class _Request:
     """A validated certify call: what to search and how to bound it."""
 
-    trainset: TrainSet
+    trainset: TrainSetBase
     queries: np.ndarray           # (N, D) in the training set's dtype
     labels: np.ndarray            # (N,) int64
     own_index: Optional[np.ndarray]  # (N,) leave-one-out: query i is training point own_index[i]
@@ -56,9 +56,8 @@ class _Request:
 
     def search(self, queries, labels, skip) -> RawNeighbours:
         """Nearest same-class and other-class training point of each query (kernel units)."""
-        prepared = self.trainset.prepared(self.metric)
-        return RawNeighbours(*_core.search(prepared, queries, self.trainset.class_ids(labels), skip, self.device,
-                                           self.isa, self.threads))
+        return RawNeighbours(*self.trainset.search(queries, labels, skip, self.metric, self.device, self.isa,
+                                                   self.threads))
 
 
 @dataclass

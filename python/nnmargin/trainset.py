@@ -13,7 +13,7 @@ import numpy as np
 
 from . import _core
 from ._errors import InputError, InputTypeError
-from ._names import as_metric, metric_code
+from ._names import DUAL_NORM, as_metric, metric_code
 from ._validate import as_labels, as_points, safe_float_dtype, to_numpy
 
 
@@ -55,7 +55,82 @@ class Float64TrainSet:
         return idx[part[np.lexsort((idx[part], d2[part]))]]
 
 
-class TrainSet:
+class TrainSetBase:
+    """What :func:`nnmargin.certify` needs of a training set, wherever its points live.
+
+    Subclasses hold the points (here: :class:`TrainSet`; across machines:
+    :class:`nnmargin.distributed.TrainSet`) and answer three questions with the kernels: the nearest
+    same/other-class points of queries (:meth:`search`), the bisector bound (:meth:`bisector`), and
+    rows by index (:meth:`rows`). The labels and classes are kept here, (M,) on the caller's side.
+    """
+
+    labels: np.ndarray   # (M,) int64 labels in the original order
+    classes: np.ndarray  # (C,) sorted distinct labels
+
+    @property
+    def n_points(self) -> int:
+        return int(self.labels.shape[0])
+
+    @property
+    def dim(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def dtype(self) -> np.dtype:
+        raise NotImplementedError
+
+    def search(self, queries, labels, skip, metric: str, device: str = "cpu", isa: str = "auto", threads: int = 0):
+        """(value_same, index_same, value_other, index_other), each (N,), in kernel units (squared
+        for l2, integer steps for uint8), with original training indices (-1: none). ``skip``: (N,)
+        training index each query ignores (leave-one-out), or None."""
+        raise NotImplementedError
+
+    def bisector(self, queries, labels, pivot_rows, pivot_sq, norm: str, isa: str = "auto", threads: int = 0):
+        """(bound (N,), index (N,)): the bisector bound in ``norm`` (kernel units, rounded down) and
+        the other-class training point attaining it; see :func:`nnmargin.bounds.bisector_bound`."""
+        raise NotImplementedError
+
+    def rows(self, index: np.ndarray) -> np.ndarray:
+        """Training points at original indices ``index`` (any shape), in the kernel dtype."""
+        raise NotImplementedError
+
+    def float64(self, unit: float = 1.0) -> "Float64TrainSet":
+        raise InputError(f"{type(self).__name__} has no float64 view: the exact bound runs on one machine "
+                         f"in this version (use nnmargin.TrainSet)")
+
+    def is_own_training_set(self, queries: np.ndarray, labels: np.ndarray) -> bool:
+        raise NotImplementedError
+
+    def class_ids(self, labels: np.ndarray) -> np.ndarray:
+        """(N,) int32 dense ids of ``labels``; -1 for a label no training point has."""
+        pos = np.searchsorted(self.classes, labels)
+        pos = np.minimum(pos, len(self.classes) - 1)
+        return np.where(self.classes[pos] == labels, pos, -1).astype(np.int32)
+
+    def queries_like(self, x, name: str = "x") -> np.ndarray:
+        """Validate queries and bring them to this set's (N, D) layout and dtype, exactly or not at all."""
+        q = as_points(x, name)
+        if q.shape[1] != self.dim:
+            raise InputError(f"{name} has {q.shape[1]} features per point but the training set has {self.dim}")
+        if q.dtype != np.uint8:
+            safe_float_dtype(q)  # raises for magnitudes no float search handles exactly
+        if q.dtype == self.dtype:
+            return q
+        if (q.dtype == np.uint8) != (self.dtype == np.uint8):
+            raise InputTypeError(
+                f"{name} is {q.dtype} but the training set is {self.dtype}; give both as uint8 pixels "
+                f"or both as floats"
+            )
+        converted = q.astype(self.dtype)
+        if not np.array_equal(converted.astype(q.dtype), q):
+            raise InputTypeError(
+                f"{name} is {q.dtype} and cannot be converted to the training set's {self.dtype} "
+                f"without rounding; build the TrainSet from {q.dtype} data"
+            )
+        return converted
+
+
+class TrainSet(TrainSetBase):
     """The training set of a 1-nearest-neighbour classifier, ready for :func:`nnmargin.certify`.
 
     Args:
@@ -88,10 +163,6 @@ class TrainSet:
         self._lock = threading.Lock()  # guards the two caches above
 
     @property
-    def n_points(self) -> int:
-        return self.points.shape[0]
-
-    @property
     def dim(self) -> int:
         return self.points.shape[1]
 
@@ -115,33 +186,15 @@ class TrainSet:
                 self._float64[unit] = Float64TrainSet(self.points, self.labels, unit)
             return self._float64[unit]
 
-    def class_ids(self, labels: np.ndarray) -> np.ndarray:
-        """(N,) int32 dense ids of ``labels``; -1 for a label no training point has."""
-        pos = np.searchsorted(self.classes, labels)
-        pos = np.minimum(pos, len(self.classes) - 1)
-        return np.where(self.classes[pos] == labels, pos, -1).astype(np.int32)
+    def search(self, queries, labels, skip, metric: str, device: str = "cpu", isa: str = "auto", threads: int = 0):
+        return _core.search(self.prepared(metric), queries, self.class_ids(labels), skip, device, isa, threads)
 
-    def queries_like(self, x, name: str = "x") -> np.ndarray:
-        """Validate queries and bring them to this set's (N, D) layout and dtype, exactly or not at all."""
-        q = as_points(x, name)
-        if q.shape[1] != self.dim:
-            raise InputError(f"{name} has {q.shape[1]} features per point but the training set has {self.dim}")
-        if q.dtype != np.uint8:
-            safe_float_dtype(q)  # raises for magnitudes no float search handles exactly
-        if q.dtype == self.dtype:
-            return q
-        if (q.dtype == np.uint8) != (self.dtype == np.uint8):
-            raise InputTypeError(
-                f"{name} is {q.dtype} but the training set is {self.dtype}; give both as uint8 pixels "
-                f"or both as floats"
-            )
-        converted = q.astype(self.dtype)
-        if not np.array_equal(converted.astype(q.dtype), q):
-            raise InputTypeError(
-                f"{name} is {q.dtype} and cannot be converted to the training set's {self.dtype} "
-                f"without rounding; build the TrainSet from {q.dtype} data"
-            )
-        return converted
+    def bisector(self, queries, labels, pivot_rows, pivot_sq, norm: str, isa: str = "auto", threads: int = 0):
+        return _core.bisector(self.prepared("l2"), self.prepared(DUAL_NORM[norm]), queries, self.class_ids(labels),
+                              pivot_rows, pivot_sq, isa, threads)
+
+    def rows(self, index: np.ndarray) -> np.ndarray:
+        return self.points[index]
 
     def is_own_training_set(self, queries: np.ndarray, labels: np.ndarray) -> bool:
         """Whether (queries, labels) are exactly this set's points and labels, in order."""
@@ -156,8 +209,8 @@ class TrainSet:
 
 
 def as_trainset(train) -> TrainSet:
-    """``train`` as a TrainSet: a TrainSet itself, or a tuple (x_train, y_train)."""
-    if isinstance(train, TrainSet):
+    """``train`` as a training set: a TrainSet (local or distributed) itself, or a tuple (x_train, y_train)."""
+    if isinstance(train, TrainSetBase):
         return train
     if isinstance(train, (tuple, list)) and len(train) == 2:
         return TrainSet(*train)
