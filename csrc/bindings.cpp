@@ -16,10 +16,15 @@ namespace py = pybind11;
 
 namespace {
 
+// By type number, not object identity: an unpickled array (e.g. one a Dask worker received) can
+// carry an equal dtype object that is not numpy's canonical instance. Byte order must be native.
 nnm::DType dtype_of(const py::array& a) {
-  if (a.dtype().is(py::dtype::of<uint8_t>())) return nnm::cpu::kU8;
-  if (a.dtype().is(py::dtype::of<float>())) return nnm::cpu::kF32;
-  if (a.dtype().is(py::dtype::of<double>())) return nnm::cpu::kF64;
+  const py::dtype dt = a.dtype();
+  const bool native = dt.byteorder() != '>' || dt.itemsize() == 1;
+  const int num = dt.normalized_num();
+  if (native && num == py::dtype::of<uint8_t>().normalized_num()) return nnm::cpu::kU8;
+  if (native && num == py::dtype::of<float>().normalized_num()) return nnm::cpu::kF32;
+  if (native && num == py::dtype::of<double>().normalized_num()) return nnm::cpu::kF64;
   throw py::type_error("points must be uint8, float32 or float64, got " + std::string(py::str(a.dtype())));
 }
 

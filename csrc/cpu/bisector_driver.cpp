@@ -7,6 +7,7 @@
 #include <limits>
 #include <numeric>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #ifdef _OPENMP
@@ -51,7 +52,7 @@ ScanJob job_for(const TrainLayout& t, const AlignedBuffer& rows, int64_t n_q, co
 void bisector_search(const TrainLayout& l2, const TrainLayout& dual, const KernelTable& kernels,
                      const void* queries, int64_t n, const int32_t* query_class, const void* pivots,
                      const double* pivot_sq_dist, int n_pivots, int num_threads, BisectorOutput out) {
-  if (n_pivots < 1 || n_pivots > kMaxPivots) throw std::invalid_argument("need 1 to 4 pivots per query");
+  if (n_pivots < 1 || n_pivots > kMaxPivots) throw std::invalid_argument("need 1 to " + std::to_string(kMaxPivots) + " pivots per query");
   if (l2.metric != kL2 || dual.dtype != l2.dtype || dual.m != l2.m || dual.dim != l2.dim)
     throw std::invalid_argument("bisector layouts must be l2 and dual-norm layouts of the same points");
   if (n <= 0) return;

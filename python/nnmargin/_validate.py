@@ -64,6 +64,8 @@ def as_points(x, name: str) -> np.ndarray:
         arr = arr.astype(np.float32)
     elif arr.dtype.kind == "f" and arr.dtype not in (np.float32, np.float64):
         raise InputTypeError(f"{name} has dtype {arr.dtype}; use uint8, float32 or float64")
+    if not arr.dtype.isnative:  # e.g. big-endian data read from a file: the kernels read native order
+        arr = arr.astype(arr.dtype.newbyteorder("="))
     arr = np.ascontiguousarray(arr.reshape(n, dim))
     if arr.dtype != np.uint8:
         finite = np.isfinite(arr)
@@ -76,15 +78,18 @@ def as_points(x, name: str) -> np.ndarray:
     return arr
 
 
-def safe_float_dtype(*arrays: np.ndarray) -> np.dtype:
-    """The float dtype the kernels use for these float arrays: float32 unless magnitudes need float64."""
-    dtype = np.result_type(*arrays)
-    lo, hi = np.inf, 0.0
-    for a in arrays:
-        if a.size:
-            magnitude = np.abs(a)
-            lo = min(lo, float(magnitude.min(where=magnitude > 0, initial=np.inf)))
-            hi = max(hi, float(magnitude.max()))
+def magnitude_range(a: np.ndarray) -> tuple:
+    """(smallest non-zero |value|, largest |value|) of a float array; (inf, 0) when all zero or empty."""
+    if not a.size:
+        return np.inf, 0.0
+    magnitude = np.abs(a)
+    return float(magnitude.min(where=magnitude > 0, initial=np.inf)), float(magnitude.max())
+
+
+def float_dtype_for(dtype, lo: float, hi: float) -> np.dtype:
+    """The float dtype the kernels use for float data of ``dtype`` whose non-zero magnitudes lie in
+    [lo, hi]: ``dtype`` unless float32 cannot hold the squared differences safely (then float64)."""
+    dtype = np.dtype(dtype)
     if hi == 0.0:
         return dtype
     if dtype == np.float32 and (lo < _F32_SAFE[0] or hi > _F32_SAFE[1]):
@@ -95,6 +100,12 @@ def safe_float_dtype(*arrays: np.ndarray) -> np.dtype:
             f"are computed exactly ({_F64_SAFE[0]:g} to {_F64_SAFE[1]:g}); rescale the data"
         )
     return dtype
+
+
+def safe_float_dtype(*arrays: np.ndarray) -> np.dtype:
+    """The float dtype the kernels use for these float arrays: float32 unless magnitudes need float64."""
+    ranges = [magnitude_range(a) for a in arrays]
+    return float_dtype_for(np.result_type(*arrays), min(r[0] for r in ranges), max(r[1] for r in ranges))
 
 
 def as_labels(y, n: int, name: str) -> np.ndarray:

@@ -162,6 +162,17 @@ class TrainSet(TrainSetBase):
         self._float64: dict[float, Float64TrainSet] = {}
         self._lock = threading.Lock()  # guards the two caches above
 
+    def __getstate__(self) -> dict:
+        """Pickled as its data: the compiled layouts and float64 views are rebuilt where it lands."""
+        return {"points": self.points, "labels": self.labels, "input_shape": self.input_shape}
+
+    def __setstate__(self, state: dict) -> None:
+        self.points, self.labels, self.input_shape = state["points"], state["labels"], state["input_shape"]
+        self.points.flags.writeable = self.labels.flags.writeable = False
+        self.classes, class_id = np.unique(self.labels, return_inverse=True)
+        self._class_id = class_id.astype(np.int32)
+        self._prepared, self._float64, self._lock = {}, {}, threading.Lock()
+
     @property
     def dim(self) -> int:
         return self.points.shape[1]

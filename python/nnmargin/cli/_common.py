@@ -18,6 +18,8 @@ INSTALL = {
     "pyautoattack": "pip install pyautoattack==0.2.0",
     "matplotlib": "pip install matplotlib",
     "scipy": "pip install scipy",
+    "distributed": 'pip install "nnmargin[distributed]"',
+    "dask": 'pip install "nnmargin[distributed]"',
 }
 
 

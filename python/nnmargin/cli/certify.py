@@ -6,6 +6,8 @@
 """
 from __future__ import annotations
 
+import contextlib
+import math
 import sys
 import time
 from pathlib import Path
@@ -93,6 +95,16 @@ def add_arguments(p) -> None:
     run_group.add_argument("--threads", type=positive_int, metavar="N", help="CPU threads (default: all cores)")
     run_group.add_argument("--device", choices=DEVICES, default="cpu",
                            help=f"where the search runs; {AUTO_HELP} (default: cpu)")
+    run_group.add_argument("--scheduler", metavar="ADDRESS",
+                           help="shard the training set over a Dask cluster: a scheduler address "
+                                "(tcp://host:8786) or 'local' for a LocalCluster on this machine; results are "
+                                "identical to one machine (needs nnmargin[distributed]; bounds margin, bisector)")
+    run_group.add_argument("--workers", type=positive_int, metavar="N",
+                           help="with --scheduler local: worker processes (default: 2); the training set is "
+                                "split into one shard per worker unless --shard-rows is given")
+    run_group.add_argument("--shard-rows", type=positive_int, metavar="N",
+                           help="with --scheduler: training points per shard (default: an even split over the "
+                                "workers)")
     run_group.add_argument("--chunk-size", type=positive_int, default=CHUNK_SIZE, metavar="N",
                            help=f"queries per search call; the progress bar advances per chunk (default: "
                                 f"{CHUNK_SIZE}; at most {EXACT_CHUNK_SIZE} with --bound exact)")
@@ -133,6 +145,13 @@ def check(args) -> None:
         raise InputError("--box applies to --bound exact (the other bounds hold with or without it)")
     if args.bound != "margin" and args.device == "cuda":
         raise InputError(f"--bound {args.bound} runs on the CPU in this version: use --device cpu")
+    if args.scheduler is None and (args.workers is not None or args.shard_rows is not None):
+        raise InputError("--workers and --shard-rows apply with --scheduler")
+    if args.scheduler is not None and args.workers is not None and args.scheduler != "local":
+        raise InputError("--workers applies to --scheduler local; a remote cluster has its own workers")
+    if args.scheduler is not None and args.bound == "exact":
+        raise InputError("--bound exact runs on one machine in this version: drop --scheduler, or use "
+                         "--bound margin or bisector")
     if args.plot is not None and Path(args.plot).exists() and not Path(args.plot).is_dir():
         raise InputError(f"--plot {args.plot}: exists and is not a directory")
     if args.device == "cuda" and not cuda_available():
@@ -163,15 +182,15 @@ def run(args, argv) -> int:
     eps = list(args.eps) if args.eps else list(DEFAULT_EPS[args.norm or args.metric])
     start = time.perf_counter()
     data = load_data(args)
-    began = time.perf_counter()
-    trainset = TrainSet(data.x_train, data.y_train)
-    trainset.prepared(args.metric)  # prepared here so the table can report it apart from the search
-    prepare_seconds = time.perf_counter() - began
-    chunk = min(args.chunk_size, EXACT_CHUNK_SIZE) if args.bound == "exact" else args.chunk_size
-    cert = certify(data.x_query, data.y_query, trainset, metric=args.metric, bound=args.bound, norm=args.norm,
-                   pivots=args.pivots, leave_one_out=args.leave_one_out, num_threads=args.threads,
-                   device=args.device, box=True if args.box else None, batch_size=chunk,
-                   progress=not args.quiet and is_terminal(sys.stderr))
+    with contextlib.ExitStack() as stack:
+        began = time.perf_counter()
+        trainset = _trainset(args, data, stack)
+        prepare_seconds = time.perf_counter() - began
+        chunk = min(args.chunk_size, EXACT_CHUNK_SIZE) if args.bound == "exact" else args.chunk_size
+        cert = certify(data.x_query, data.y_query, trainset, metric=args.metric, bound=args.bound, norm=args.norm,
+                       pivots=args.pivots, leave_one_out=args.leave_one_out, num_threads=args.threads,
+                       device=args.device, box=True if args.box else None, batch_size=chunk,
+                       progress=not args.quiet and is_terminal(sys.stderr))
     timings = {"load_s": data.load_seconds, "prepare_s": prepare_seconds, "search_s": cert.seconds,
                "total_s": time.perf_counter() - start}
     written = write_outputs(data, cert, eps, timings, args, argv)
@@ -182,6 +201,32 @@ def run(args, argv) -> int:
         for path in written:
             print(f"  wrote       {path}")
     return 0
+
+
+def _trainset(args, data, stack: contextlib.ExitStack):
+    """The training set, prepared here so the table can report it apart from the search: on this
+    machine, or sharded over the Dask cluster of --scheduler (closed with ``stack``)."""
+    if args.scheduler is None:
+        trainset = TrainSet(data.x_train, data.y_train)
+        trainset.prepared(args.metric)
+        return trainset
+    require("distributed")
+    from distributed import Client, LocalCluster
+
+    from .. import distributed as sharded
+
+    if args.scheduler == "local":
+        cluster = stack.enter_context(LocalCluster(n_workers=args.workers or 2, threads_per_worker=args.threads or 1,
+                                                   processes=True, host="127.0.0.1", dashboard_address=None))
+        client = stack.enter_context(Client(cluster))
+    else:
+        try:
+            client = stack.enter_context(Client(args.scheduler, timeout="30s"))
+        except OSError as exc:
+            raise InputError(f"--scheduler {args.scheduler}: cannot reach the Dask scheduler ({exc})") from None
+    workers = max(1, len(client.scheduler_info().get("workers", {})))
+    rows = args.shard_rows or math.ceil(len(data.y_train) / workers)
+    return stack.enter_context(sharded.TrainSet(data.x_train, data.y_train, client=client, shard_rows=rows))
 
 
 COMMAND = Command(
