@@ -13,11 +13,12 @@ from ._errors import InputError
 from .adversarial import AttackResult, attack_1nn
 from .certify import certify
 from .result import CertifyResult
+from .separation import SeparationResult, separation
 from .trainset import TrainSet
 
 __version__ = "0.1.0"
-__all__ = ["certify", "attack_1nn", "AttackResult", "CertifyResult", "TrainSet", "InputError", "cpu_isas",
-           "cuda_available", "datasets", "reference", "__version__"]
+__all__ = ["certify", "attack_1nn", "AttackResult", "CertifyResult", "separation", "SeparationResult", "TrainSet",
+           "InputError", "cpu_isas", "cuda_available", "datasets", "reference", "__version__"]
 
 
 def cpu_isas() -> list:

@@ -1,5 +1,6 @@
 """Figures of 1NN certificates (matplotlib, drawn off-screen): robust accuracy against eps for each
-bound and norm, the distribution of certified radii, and minimal adversarial examples."""
+bound and norm, the distribution of certified radii, minimal adversarial examples, and the
+distances to the nearest other-class point of an r-separation run."""
 from __future__ import annotations
 
 import numpy as np
@@ -85,6 +86,33 @@ def plot_adversarial_examples(originals: np.ndarray, adversarial: np.ndarray, im
             axes[0, col].set_title(captions[i], fontsize=7)
     for row, name in enumerate(("original", "adversarial", "difference (amplified)")):
         axes[row, 0].set_ylabel(name, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_separation_histograms(panels: dict, metric: str, path, eps=(), bins: int = 40, title: str = "") -> None:
+    """Histograms of the distances to the nearest other-class training point, one panel per entry
+    of ``panels`` ({name, e.g. "train-train": distances (n,)}), like Yang et al. 2020's Figure 2:
+    percentage of points per bin, a dashed black line at the minimum (2r) and dashed red lines at
+    2 * eps for each eps. Infinite distances (a class alone in the training set) are left out."""
+    plt = _pyplot()
+    finite = {name: d[np.isfinite(d)] for name, d in panels.items()}
+    top = max([float(d.max()) for d in finite.values() if d.size] + [2 * float(e) for e in eps] + [1e-3])
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.4), squeeze=False)
+    for ax, (name, d) in zip(axes[0], finite.items()):
+        ax.hist(d, bins=bins, range=(0, 1.02 * top), weights=np.full(d.size, 100.0 / max(d.size, 1)),
+                color="tab:blue", alpha=0.8)
+        if d.size:
+            ax.axvline(d.min(), color="k", linestyle="--", linewidth=1, label=f"min = 2r = {d.min():.3f}")
+        for e in eps:
+            ax.axvline(2 * e, color="tab:red", linestyle="--", linewidth=1, label=f"2 eps = {2 * e:.3g}")
+        ax.set_xlabel(f"distance to the nearest other-class training point ({metric})")
+        ax.set_ylabel("percentage of points")
+        ax.set_title(f"{name} ({d.size} points)", fontsize=10)
+        ax.legend(fontsize=7, loc="upper left")
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

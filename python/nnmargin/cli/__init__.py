@@ -22,10 +22,10 @@ from typing import Optional, Sequence
 
 from .. import __version__
 from .._errors import InputError
-from . import certify, experiment, info, report
+from . import certify, experiment, info, report, separation
 from ._common import PROG, Parser, missing_dependency
 
-COMMANDS = (certify.COMMAND, info.COMMAND, experiment.COMMAND, report.COMMAND)
+COMMANDS = (certify.COMMAND, info.COMMAND, experiment.COMMAND, report.COMMAND, separation.COMMAND)
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 

@@ -41,6 +41,26 @@ def dataset_arg(text: str) -> str:
         ) from None
 
 
+def add_dataset_arguments(group, sample_text: str) -> None:
+    """--dataset, --data-dir and --no-download, shared by the commands that read a benchmark."""
+    group.add_argument("--dataset", type=dataset_arg, default=SAMPLE,
+                       metavar="{" + ",".join((SAMPLE,) + tuple(datasets.DATASETS)) + "}",
+                       help=f"'sample' (default): {sample_text}; otherwise a benchmark read from its official "
+                            f"files under --data-dir (downloaded if missing)")
+    group.add_argument("--data-dir", metavar="DIR",
+                       help=f"data root holding <DIR>/mnist/, <DIR>/fashion-mnist/, <DIR>/cifar-10/ "
+                            f"(default: ${datasets.DATA_ENV_VAR}, else ~/.cache/nnmargin)")
+    group.add_argument("--no-download", action="store_true",
+                       help="fail instead of downloading missing dataset files")
+
+
+def check_dataset_arguments(args) -> None:
+    """The rule between the dataset options: the embedded sample needs no data folder."""
+    if args.dataset == SAMPLE and (args.data_dir is not None or args.no_download):
+        raise InputError("--data-dir and --no-download apply to --dataset mnist, fashion-mnist or cifar10, "
+                         "not to the embedded sample")
+
+
 def load_data(args) -> CertifyData:
     """The training set and queries selected by --dataset, --classes, --split and --limit."""
     start = time.perf_counter()

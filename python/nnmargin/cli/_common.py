@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import importlib
 import sys
+from pathlib import Path
 from typing import Callable, Optional
 
 from .._errors import InputError
@@ -89,3 +90,19 @@ def is_terminal(stream) -> bool:
         return bool(stream.isatty())
     except (AttributeError, OSError, ValueError):  # no isatty, or a closed / detached stream
         return False
+
+
+def check_output_paths(args, files=("out", "csv"), folder: str = "plot") -> None:
+    """Fail early (before a long run) when an output file or the figure folder cannot be created."""
+    plot = getattr(args, folder, None)
+    if plot is not None and Path(plot).exists() and not Path(plot).is_dir():
+        raise InputError(f"--{folder} {plot}: exists and is not a directory")
+    for option in files:
+        path = getattr(args, option, None)
+        if path is None:
+            continue
+        target = Path(path)
+        if target.is_dir():
+            raise InputError(f"--{option} {path}: is a directory")
+        if not target.parent.resolve().is_dir():
+            raise InputError(f"--{option} {path}: folder {target.parent} does not exist")

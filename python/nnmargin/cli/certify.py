@@ -10,8 +10,6 @@ import contextlib
 import math
 import sys
 import time
-from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -20,9 +18,9 @@ from .._errors import InputError
 from .._names import AUTO_USES_CUDA, BOUNDS, DEVICES, MAX_PIVOTS, METRICS, NORMS, PROGRESS_BATCH
 from ..certify import certify
 from ..trainset import TrainSet
-from ._certify_data import SAMPLE, dataset_arg, load_data
+from ._certify_data import add_dataset_arguments, check_dataset_arguments, load_data
 from ._certify_output import format_report, write_figures, write_outputs
-from ._common import Command, arg_type, is_terminal, positive_int, require
+from ._common import Command, arg_type, check_output_paths, is_terminal, positive_int, require
 
 # Default perturbation sizes, in each metric's norm on the [0, 1] pixel scale. They bracket the
 # values robustness papers report for MNIST / CIFAR-10 (see EPS_HELP for the reasoning).
@@ -54,13 +52,7 @@ _eps_arg = arg_type(float, lambda v: bool(np.isfinite(v) and v >= 0), "eps must 
 def add_arguments(p) -> None:
     """The options of ``nnmargin certify``."""
     data = p.add_argument_group("data")
-    data.add_argument("--dataset", type=dataset_arg, default=SAMPLE,
-                      metavar="{" + ",".join((SAMPLE,) + tuple(datasets.DATASETS)) + "}",
-                      help="'sample' (default): the embedded MNIST sample; otherwise a benchmark read "
-                           "from its official files under --data-dir (downloaded if missing)")
-    data.add_argument("--data-dir", metavar="DIR",
-                      help=f"data root holding <DIR>/mnist/, <DIR>/fashion-mnist/, <DIR>/cifar-10/ "
-                           f"(default: ${datasets.DATA_ENV_VAR}, else ~/.cache/nnmargin)")
+    add_dataset_arguments(data, "the embedded MNIST sample")
     data.add_argument("--classes", nargs=2, type=_class_arg, metavar=("A", "B"),
                       help="certify the binary problem class A vs class B (class ids 0..9) instead of "
                            "all 10 classes")
@@ -72,8 +64,6 @@ def add_arguments(p) -> None:
                       help="with --split train: each training point ignores itself when certified")
     data.add_argument("--limit", type=positive_int, metavar="N",
                       help="certify only the first N queries (file order); the training set is kept whole")
-    data.add_argument("--no-download", action="store_true",
-                      help="fail instead of downloading missing dataset files")
 
     cert = p.add_argument_group("certificate")
     cert.add_argument("--metric", choices=METRICS, default="l2",
@@ -126,9 +116,7 @@ def add_arguments(p) -> None:
 
 def check(args) -> None:
     """Rules between options, checked before any data is loaded."""
-    if args.dataset == SAMPLE and (args.data_dir is not None or args.no_download):
-        raise InputError("--data-dir and --no-download apply to --dataset mnist, fashion-mnist or cifar10, "
-                         "not to the embedded sample")
+    check_dataset_arguments(args)
     if args.classes is not None and args.classes[0] == args.classes[1]:
         raise InputError(f"--classes needs two different classes, got {args.classes[0]} twice")
     if args.leave_one_out and args.split != "train":
@@ -152,24 +140,10 @@ def check(args) -> None:
     if args.scheduler is not None and args.bound == "exact":
         raise InputError("--bound exact runs on one machine in this version: drop --scheduler, or use "
                          "--bound margin or bisector")
-    if args.plot is not None and Path(args.plot).exists() and not Path(args.plot).is_dir():
-        raise InputError(f"--plot {args.plot}: exists and is not a directory")
     if args.device == "cuda" and not cuda_available():
         raise InputError("--device cuda: no CUDA device is usable by this nnmargin build "
                          "(see 'nnmargin info'); use --device cpu or auto")
-    for option in ("out", "csv"):
-        _check_writable(getattr(args, option), f"--{option}")
-
-
-def _check_writable(path: Optional[str], option: str) -> None:
-    """Fail early (before a long run) when an output file cannot be created."""
-    if path is None:
-        return
-    target = Path(path)
-    if target.is_dir():
-        raise InputError(f"{option} {path}: is a directory")
-    if not target.parent.resolve().is_dir():
-        raise InputError(f"{option} {path}: folder {target.parent} does not exist")
+    check_output_paths(args)
 
 
 def run(args, argv) -> int:

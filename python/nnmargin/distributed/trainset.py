@@ -8,6 +8,7 @@ workers or query chunks.
 from __future__ import annotations
 
 import os
+import warnings
 from typing import List, Sequence
 
 import numpy as np
@@ -88,15 +89,14 @@ class TrainSet(TrainSetBase):
                 raise InputError("x_train is an empty list of shards")
             if all(_is_path(p) for p in x_train):
                 return [client.submit(_shard.load_npy, os.fspath(p), pure=False) for p in x_train]
-            # client-side arrays travel inside their tasks, so Dask can rebuild a lost shard
-            return [client.submit(np.asarray, to_numpy(a, f"x_train[{k}]"), pure=False) for k, a in enumerate(x_train)]
+            return [_embedded(client, to_numpy(a, f"x_train[{k}]")) for k, a in enumerate(x_train)]
         arr = to_numpy(x_train, "x_train")
         if arr.ndim < 2:
             raise InputError(f"x_train must have shape (points, features...), got shape {arr.shape}")
         rows = len(arr) if shard_rows is None else int(shard_rows)
         if rows < 1:
             raise InputError(f"shard_rows must be a positive integer, got {shard_rows!r}")
-        return [client.submit(np.array, arr[b:b + rows], pure=False) for b in range(0, max(len(arr), 1), rows)]
+        return [_embedded(client, arr[b:b + rows]) for b in range(0, max(len(arr), 1), rows)]
 
     def _stats(self, sources) -> List[dict]:
         try:
@@ -128,7 +128,7 @@ class TrainSet(TrainSetBase):
     def _send(self, *arrays):
         """Futures of the arrays, each sent once; unlike scattered data, a task holding them can be
         recomputed by Dask when the worker that kept them dies."""
-        return [self.client.submit(np.asarray, a, pure=False) for a in arrays]
+        return [_embedded(self.client, a) for a in arrays]
 
     def search(self, queries, labels, skip, metric: str, device: str = "cpu", isa: str = "auto", threads: int = 0):
         q, lab = self._send(queries, labels)
@@ -180,6 +180,16 @@ class TrainSet(TrainSetBase):
     def __repr__(self) -> str:
         return (f"distributed.TrainSet({self.n_points} points in {self.n_shards} shards, {self.dim} features, "
                 f"{self.dtype}, {len(self.classes)} classes)")
+
+
+def _embedded(client, array):
+    """A future of ``array`` whose data travels inside its task: unlike scattered data, Dask can
+    recompute it when the worker holding it dies. (Dask warns about such large tasks; here that is
+    the point, so the warning is silenced. Data that does not fit the client belongs in files or
+    a dask.array read on the workers.)"""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
+        return client.submit(np.array, array, pure=False)
 
 
 def _wait_for(futures) -> None:
