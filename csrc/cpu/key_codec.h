@@ -17,7 +17,8 @@ namespace {
 template <class K>
 constexpr K kNoKey = ~K(0);
 
-// uint8 input: the key is the exact integer distance; only exact ties are candidates.
+// uint8 input: the key is the exact integer distance. No candidates: the scan keeps each minimum and
+// the lowest original index attaining it (ScanJob::best_orig).
 struct U8Codec {
   using Key = uint32_t;
   static constexpr bool kExact = true;

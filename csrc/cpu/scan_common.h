@@ -50,7 +50,11 @@ struct ScanJob {
   // A screened value v is a candidate while v <= best * rho + alpha (rho = 1, alpha = 0 when exact).
   double rho, alpha;
   uint64_t* best;           // (n_q, 2) running minimum key: [2i] same class, [2i + 1] other class
-  CandidateSink* sink;
+  CandidateSink* sink;      // float keys: where candidates within the threshold go
+  // Exact (uint8) keys need no candidates: the kernel keeps, beside each minimum, the lowest original
+  // index attaining it, so ties (frequent in l-inf) cost a compare instead of a push.
+  const int64_t* t_orig;    // (m) original index per sorted position
+  int64_t* best_orig;       // (n_q, 2) original index of the point holding best, -1 while none
 };
 
 using ScanFn = void (*)(const ScanJob& job);

@@ -135,6 +135,7 @@ struct SearchState {
   std::vector<int32_t> q_aux, q_class;
   std::vector<int64_t> q_skip;
   std::vector<uint64_t> best;
+  std::vector<int64_t> best_orig;
   TaskSink<Codec> sink;
 };
 
@@ -165,6 +166,7 @@ void search_typed(const TrainLayout& train, const KernelTable& kernels, const vo
       st.q_skip[i] = s >= 0 ? train.pos_of_orig[s] : -1;
     }
     st.best.assign(n_q * 2, kNoKey<uint64_t>);
+    st.best_orig.assign(n_q * 2, -1);
     st.sink.train = &train;
     st.sink.rho = rho;
     st.sink.alpha = alpha;
@@ -173,7 +175,8 @@ void search_typed(const TrainLayout& train, const KernelTable& kernels, const vo
     st.sink.reset(n_q);
     ScanJob job{st.queries.data(), n_q, st.q_class.data(), st.q_skip.data(), st.q_aux.data(),
                 train.data.data(), train.t_class.data(), train.t_aux.empty() ? nullptr : train.t_aux.data(),
-                dp, 0, 0, train.m, rho, alpha, st.best.data(), &st.sink};
+                dp, 0, 0, train.m, rho, alpha, st.best.data(), &st.sink, train.orig_of_pos.data(),
+                st.best_orig.data()};
     for (int64_t j0 = grid.t_begin(task); j0 < grid.t_end(task); j0 += grid.t_block) {
       job.t_begin = j0;
       job.t_end = std::min(grid.t_end(task), j0 + grid.t_block);
@@ -181,8 +184,15 @@ void search_typed(const TrainLayout& train, const KernelTable& kernels, const vo
     }
     for (int64_t i = 0; i < n_q; ++i)
       for (int cat = 0; cat < 2; ++cat) {
-        st.sink.collapse(i, cat);
-        partial[(tc * n + q_begin + i) * 2 + cat] = st.sink.champion[2 * i + cat];
+        Champion& slot = partial[(tc * n + q_begin + i) * 2 + cat];
+        if constexpr (Codec::kExact) {  // the kernel kept the exact minimum and its lowest index
+          if (st.best_orig[2 * i + cat] >= 0)
+            slot = Champion{Codec::value(static_cast<typename Codec::Key>(st.best[2 * i + cat])),
+                            st.best_orig[2 * i + cat]};
+        } else {
+          st.sink.collapse(i, cat);
+          slot = st.sink.champion[2 * i + cat];
+        }
       }
   });
 

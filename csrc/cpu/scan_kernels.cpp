@@ -64,6 +64,25 @@ void reduce_tile(const typename Codec::Key* tile, int64_t q0, int64_t j0, const 
       min_other = min_key(min_other, ok && !same ? v[t] : kMax);
     }
     uint64_t* best = job.best + 2 * i;
+    if constexpr (Codec::kExact) {
+      const Key tile_min[2] = {min_same, min_other};
+      for (int cat = 0; cat < 2; ++cat) {
+        const Key m = tile_min[cat];
+        if (m == kMax || m > best[cat]) continue;
+        int64_t lowest = -1;  // the lowest original index among this tile's points at value m
+        for (int t = 0; t < cols; ++t) {
+          if (t == skip || v[t] != m || (t_class[t] == y) != (cat == 0)) continue;
+          const int64_t orig = job.t_orig[j0 + t];
+          if (lowest < 0 || orig < lowest) lowest = orig;
+        }
+        int64_t& held = job.best_orig[2 * i + cat];
+        if (m < best[cat] || lowest < held) {
+          best[cat] = m;
+          held = lowest;
+        }
+      }
+      continue;
+    }
     if (min_same < best[0]) best[0] = min_same;
     if (min_other < best[1]) best[1] = min_other;
     const Key thr_same = Codec::threshold(static_cast<Key>(best[0]), job.rho, job.alpha);
@@ -216,6 +235,39 @@ void subtile_u8(const uint8_t* q, const uint8_t* t, int64_t dp, uint32_t out[kSu
       } else {
         __m256i m = _mm256_max_epu8(_mm512_castsi512_si256(acc[a][b]), _mm512_extracti64x4_epi64(acc[a][b], 1));
         __m128i s = _mm_max_epu8(_mm256_castsi256_si128(m), _mm256_extracti128_si256(m, 1));
+        s = _mm_max_epu8(s, _mm_srli_si128(s, 8));
+        s = _mm_max_epu8(s, _mm_srli_si128(s, 4));
+        s = _mm_max_epu8(s, _mm_srli_si128(s, 2));
+        s = _mm_max_epu8(s, _mm_srli_si128(s, 1));
+        out[a][b] = static_cast<uint32_t>(_mm_cvtsi128_si32(s) & 0xff);
+      }
+    }
+#elif defined(__AVX2__)
+  __m256i acc[kSubQ][kSubT];
+  for (int a = 0; a < kSubQ; ++a)
+    for (int b = 0; b < kSubT; ++b) acc[a][b] = _mm256_setzero_si256();
+  for (int64_t k = 0; k < dp; k += 32) {
+    __m256i qa[kSubQ], tb[kSubT];
+    for (int a = 0; a < kSubQ; ++a) qa[a] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + a * dp + k));
+    for (int b = 0; b < kSubT; ++b) tb[b] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + b * dp + k));
+    for (int a = 0; a < kSubQ; ++a)
+      for (int b = 0; b < kSubT; ++b) {
+        if (kMetric == kL1) {
+          acc[a][b] = _mm256_add_epi64(acc[a][b], _mm256_sad_epu8(qa[a], tb[b]));
+        } else {
+          const __m256i d = _mm256_or_si256(_mm256_subs_epu8(qa[a], tb[b]), _mm256_subs_epu8(tb[b], qa[a]));
+          acc[a][b] = _mm256_max_epu8(acc[a][b], d);
+        }
+      }
+  }
+  for (int a = 0; a < kSubQ; ++a)
+    for (int b = 0; b < kSubT; ++b) {
+      const __m128i lo = _mm256_castsi256_si128(acc[a][b]), hi = _mm256_extracti128_si256(acc[a][b], 1);
+      if (kMetric == kL1) {
+        const __m128i s = _mm_add_epi64(lo, hi);
+        out[a][b] = static_cast<uint32_t>(_mm_cvtsi128_si64(s) + _mm_extract_epi64(s, 1));
+      } else {
+        __m128i s = _mm_max_epu8(lo, hi);
         s = _mm_max_epu8(s, _mm_srli_si128(s, 8));
         s = _mm_max_epu8(s, _mm_srli_si128(s, 4));
         s = _mm_max_epu8(s, _mm_srli_si128(s, 2));
