@@ -79,6 +79,7 @@ def main(argv=None) -> int:
     info["contention_during_run"] = harness.other_load(run_start, harness.cpu_snapshot())
     info["load_average_at_end"] = list(os.getloadavg())
     info["total_seconds"] = time.perf_counter() - start
+    info["peaks"] = runner.peaks
     harness.write_outputs(Path(args.out), info, runner.rows, runner.problems, args.quick)
     print(f"wrote {args.out}; total {info['total_seconds']:.0f} s", flush=True)
     return 0 if harness.all_checks_ok(runner.rows) else 1

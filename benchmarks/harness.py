@@ -173,12 +173,16 @@ def format_seconds(s: float) -> str:
 
 
 def markdown_table(rows) -> str:
-    lines = ["| problem | method | seconds | GOP/s | nnmargin speedup | check |", "|---|---|---:|---:|---:|---|"]
+    lines = ["| problem | method | seconds | GOP/s | % of peak (ISA) | nnmargin speedup | check |",
+             "|---|---|---:|---:|---:|---:|---|"]
     for r in rows:
         speed = f"**{r.speedup:.1f}x**" if r.speedup else ""
         if r.speedup and "paired_speedup_median" in r.detail:
             speed += f" ({r.detail['paired_speedup_median']:.1f}x)"
-        lines.append(f"| {r.problem} | {r.method} | {format_seconds(r.seconds)} | {r.gops:.1f} | {speed} | {r.check} |")
+        share = r.detail.get("percent_of_peak")
+        peak = f"{share:.0f} % ({r.detail['isa']})" if share else (r.detail.get("isa") or "")
+        lines.append(f"| {r.problem} | {r.method} | {format_seconds(r.seconds)} | {r.gops:.1f} | {peak} | {speed} | "
+                     f"{r.check} |")
     return "\n".join(lines)
 
 
@@ -232,5 +236,8 @@ def write_outputs(out_dir: Path, info: dict, rows, problems, quick: bool) -> Non
           "\"nnmargin speedup\" = baseline seconds / nnmargin seconds, like for like (search vs search, "
           "end-to-end vs end-to-end, same query set); in brackets the median of the per-round ratios (methods "
           "are timed in alternating rounds, so each round's ratio sees one machine load).", "",
+          "\"% of peak\" = GOP/s / (single-core GOP/s of the kernel's inner instruction sequence, run from "
+          "registers by `nnmargin._core.peak_probe`, x threads); the per-core peaks are in the JSON "
+          "(`machine.peaks`).", "",
           markdown_table(rows), ""]
     (out_dir / f"{stem}.md").write_text("\n".join(md), encoding="utf-8")

@@ -14,6 +14,7 @@ from baselines import FIELDS, Neighbours, faiss_method, nnmargin_method, nnmargi
 from cases import BenchCase, Sizes, mnist_case, random_float32_case, random_uint8_case
 from checks import baseline_rtol, check_against_baseline, check_exact, check_label, exact_reference
 from harness import Method, Row, cpu_snapshot, interleaved, median, other_load, phase_sum
+from peaks import measure_peaks, percent_of_peak
 
 
 class Runner:
@@ -25,6 +26,15 @@ class Runner:
         self.rows: list[Row] = []
         self.problems: list[dict] = []
         self._section_start = None
+        self.peaks = measure_peaks()  # {isa: {sequence: single-core GOP/s}}, before any timing
+        self.log("single-core peaks (GOP/s): " + "; ".join(
+            f"{isa}: " + ", ".join(f"{k} {v:.0f}" for k, v in seq.items()) for isa, seq in self.peaks.items()))
+
+    def peak_share(self, case: BenchCase, gops: float, isa: str | None = None) -> dict:
+        """{"isa", "percent_of_peak"} of an nnmargin row (the default variant unless ``isa``)."""
+        isa = isa or nnmargin.cpu_isas()[0]
+        share = percent_of_peak(gops, self.args.threads, isa, str(case.x_train.dtype), case.metric, self.peaks)
+        return {"isa": isa, "percent_of_peak": share}
 
     def run_all(self) -> None:
         """Sections 1-5, in order, on data drawn from ``args.seed``."""
@@ -44,7 +54,9 @@ class Runner:
         speed = ""
         if row.speedup:
             speed = f"  nnmargin x{row.speedup:.2f} (paired x{row.detail['paired_speedup_median']:.2f})"
-        self.log(f"  {row.method:<52} {row.seconds:9.4f} s {row.gops:8.1f} GOP/s{speed}  [{row.check}]")
+        share = row.detail.get("percent_of_peak")
+        peak = f" ({share:.0f} % of peak)" if share else ""
+        self.log(f"  {row.method:<52} {row.seconds:9.4f} s {row.gops:8.1f} GOP/s{peak}{speed}  [{row.check}]")
 
     def register(self, case: BenchCase, section: str) -> None:
         """Start a case's section (and close the previous one's CPU-contention measurement)."""
@@ -98,9 +110,9 @@ class Runner:
         check = check_exact(result, ref)
         search = median(timing["phases"]["search"])
         e2e = median(phase_sum(timing, ("prepare", "search")))
-        detail = {"seconds_all": timing["phases"], "exact_check": check}
-        self.add(Row(case.name, "nnmargin search (prepared TrainSet)", search, case.ops() / search / 1e9,
-                     None, check_label(check), detail))
+        gops = case.ops() / search / 1e9
+        detail = {"seconds_all": timing["phases"], "exact_check": check, **self.peak_share(case, gops)}
+        self.add(Row(case.name, "nnmargin search (prepared TrainSet)", search, gops, None, check_label(check), detail))
         self.add(Row(case.name, "nnmargin end-to-end (TrainSet + prepare + search)", e2e,
                      case.ops() / e2e / 1e9, None, check_label(check), {}))
         return result
@@ -183,5 +195,6 @@ class Runner:
                 t = median(timings[isa]["phases"]["search"])
                 self.add(Row(case.name, f"nnmargin isa={isa}", t, case.ops() / t / 1e9, None, label,
                              {"seconds_all": timings[isa]["phases"]["search"], "exact_check": check,
+                              **self.peak_share(case, case.ops() / t / 1e9, isa),
                               f"slowdown_vs_{isas[0]}": t / median(fastest["phases"]["search"]),
                               "identical": identical}))

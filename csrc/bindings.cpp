@@ -128,6 +128,14 @@ PYBIND11_MODULE(_core, m) {
         py::arg("pivots"), py::arg("pivot_sq_dist"), py::arg("isa") = "auto", py::arg("num_threads") = 0,
         "Bisector lower bound of the l2-1NN robust radius: (bound (n,), index (n,)) in kernel units.");
   m.def("cpu_isas", &nnm::cpu::supported_isas, "CPU kernel variants this machine runs, fastest first.");
+  m.def("peak_sequences", &nnm::cpu::peak_sequences, py::arg("isa"),
+        "The inner instruction sequences of a CPU variant's kernels (for peak_probe).");
+  m.def("peak_probe", [](const std::string& isa, const std::string& sequence, double seconds) {
+          py::gil_scoped_release release;
+          return nnm::cpu::peak_probe(isa, sequence, seconds);
+        }, py::arg("isa"), py::arg("sequence"), py::arg("seconds") = 0.2,
+        "Single-core GOP/s (2 ops per pair-dim) of one inner sequence, from registers: the peak a kernel "
+        "using it can reach on this core.");
   m.def("built_with_cuda", &nnm::cuda::built_with_cuda);
   m.def("cuda_device_count", &nnm::cuda::device_count);
   m.def("cuda_last_kernel_ms", &nnm::cuda::last_kernel_ms,

@@ -177,5 +177,5 @@ def test_version_and_introspection():
     assert nnmargin.__version__ == importlib.metadata.version("nnmargin")
     isas = nnmargin.cpu_isas()
     assert isas[-1] == "generic" and len(set(isas)) == len(isas)
-    assert set(isas) <= {"avx512", "avx2", "generic"}
+    assert set(isas) <= {"avx512_vnni", "avx512", "avx2_vnni", "avx2", "generic"}
     assert nnmargin.cuda_available() is (nnmargin._core.cuda_device_count() > 0)

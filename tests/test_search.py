@@ -187,3 +187,16 @@ def test_results_do_not_depend_on_thread_count_or_isa():
     for other in runs[1:]:
         for field in ("idx_same", "idx_other", "dist_same", "dist_other"):
             np.testing.assert_array_equal(getattr(other, field), getattr(runs[0], field))
+
+
+def test_peak_probe_reports_every_variant_sequence():
+    """The benchmark's peaks: every sequence of every variant this CPU runs gives a positive rate,
+    and an unknown sequence is refused rather than reported as 0."""
+    core = nnmargin._core
+    for isa in nnmargin.cpu_isas():
+        sequences = core.peak_sequences(isa)
+        assert "scalar_fma" in sequences
+        for sequence in sequences:
+            assert core.peak_probe(isa, sequence, 0.002) > 0
+        with pytest.raises(ValueError, match="no peak sequence"):
+            core.peak_probe(isa, "no_such_sequence", 0.002)

@@ -13,6 +13,8 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 namespace nnm::cpu {
 
@@ -87,8 +89,19 @@ struct KernelTable {
 };
 
 // Defined once per instruction set in scan_kernels.cpp (compiled with that set's flags).
-namespace generic { const KernelTable& kernel_table(); }
-namespace avx2 { const KernelTable& kernel_table(); }
-namespace avx512 { const KernelTable& kernel_table(); }
+// Also once per instruction set (peak_probe.cpp): the inner sequences each variant's kernels rely
+// on, and their per-core throughput in GOP/s (2 ops per pair-dim), run from registers.
+#define NNM_VARIANT_API(isa)                                              \
+  namespace isa {                                                         \
+  const KernelTable& kernel_table();                                      \
+  std::vector<std::string> peak_sequences();                              \
+  double peak_probe(const std::string& sequence, double seconds);         \
+  }
+NNM_VARIANT_API(generic)
+NNM_VARIANT_API(avx2)
+NNM_VARIANT_API(avx2_vnni)
+NNM_VARIANT_API(avx512)
+NNM_VARIANT_API(avx512_vnni)
+#undef NNM_VARIANT_API
 
 }  // namespace nnm::cpu

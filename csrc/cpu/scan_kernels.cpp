@@ -1,6 +1,7 @@
-// Scan kernels: this one source is compiled once per instruction set (CMakeLists.txt adds it three
-// times with different -m flags and NNM_ISA = generic | avx2 | avx512), the way faiss builds its SIMD
-// variants. cpu_features.cpp picks a variant at run time. Only kernel_table() has external linkage.
+// Scan kernels: this one source is compiled once per instruction set (CMakeLists.txt adds it once per
+// variant with its -m flags and NNM_ISA = generic | avx2 | avx2_vnni | avx512 | avx512_vnni), the way
+// faiss builds its SIMD variants. cpu_features.cpp picks a variant at run time. Only kernel_table()
+// has external linkage.
 //
 // Each kernel fills a kTileQ x kTileT tile of keys (see scan_common.h) and reduce_tile() folds it into
 // the running minima. Layouts (built by train_layout.cpp):
@@ -19,7 +20,7 @@
 #include "scan_common.h"
 
 #ifndef NNM_ISA
-#error "compile scan_kernels.cpp with -DNNM_ISA=<generic|avx2|avx512>"
+#error "compile scan_kernels.cpp with -DNNM_ISA=<generic|avx2|avx2_vnni|avx512|avx512_vnni>"
 #endif
 #define NNM_STR2(x) #x
 #define NNM_STR(x) NNM_STR2(x)
@@ -140,6 +141,65 @@ void dot_u8_tile(const ScanJob& job, int64_t q0, int64_t j0, int64_t k_begin, in
   for (int r = 0; r < kTileQ; ++r)
 #pragma GCC unroll 3
     for (int c = 0; c < 3; ++c) _mm512_storeu_si512(acc_out + r * kTileT + 16 * c, acc[r][c]);
+#elif defined(__AVX512BW__)
+  // AVX-512 without VNNI (Skylake-SP): the nibble split of the AVX2 path below on 64-byte vectors,
+  // one group of 16 points x 4 dims per vector. Register tile: 4 queries x 48 points.
+  const __m512i ones = _mm512_set1_epi16(1), sixteens = _mm512_set1_epi16(16), low4 = _mm512_set1_epi8(0x0f);
+  for (int rb = 0; rb < kTileQ; rb += 4) {
+    __m512i acc[4][3];
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; ++r)
+#pragma GCC unroll 3
+      for (int g = 0; g < 3; ++g) acc[r][g] = _mm512_loadu_si512(acc_out + (rb + r) * kTileT + 16 * g);
+    for (int64_t k = k_begin; k < k_end; k += 4) {
+      const __m512i tv[3] = {_mm512_loadu_si512(t + k * kGroupT), _mm512_loadu_si512(t + group_stride + k * kGroupT),
+                             _mm512_loadu_si512(t + 2 * group_stride + k * kGroupT)};
+#pragma GCC unroll 4
+      for (int r = 0; r < 4; ++r) {
+        int32_t q4;
+        std::memcpy(&q4, q + (rb + r) * dp + k, 4);
+        const __m512i qb = _mm512_set1_epi32(q4);
+        const __m512i q_lo = _mm512_and_si512(qb, low4), q_hi = _mm512_and_si512(_mm512_srli_epi16(qb, 4), low4);
+#pragma GCC unroll 3
+        for (int g = 0; g < 3; ++g)
+          acc[r][g] = _mm512_add_epi32(acc[r][g], _mm512_add_epi32(_mm512_madd_epi16(_mm512_maddubs_epi16(q_lo, tv[g]), ones),
+                                                                   _mm512_madd_epi16(_mm512_maddubs_epi16(q_hi, tv[g]), sixteens)));
+      }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; ++r)
+#pragma GCC unroll 3
+      for (int g = 0; g < 3; ++g) _mm512_storeu_si512(acc_out + (rb + r) * kTileT + 16 * g, acc[r][g]);
+  }
+#elif defined(__AVXVNNI__)
+  // AVX-VNNI (Intel client cores, Zen 5): the VEX vpdpbusd on 32-byte vectors, exact like the
+  // AVX-512 path. Register tile: 4 queries x 16 points (one group, two halves of 8 points).
+  for (int rb = 0; rb < kTileQ; rb += 4)
+    for (int g = 0; g < 3; ++g) {
+      const int8_t* tg = t + g * group_stride;
+      int32_t* out = acc_out + rb * kTileT + g * kGroupT;
+      __m256i acc[4][2];
+#pragma GCC unroll 4
+      for (int r = 0; r < 4; ++r)
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; ++h) acc[r][h] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(out + r * kTileT + 8 * h));
+      for (int64_t k = k_begin; k < k_end; k += 4) {
+        const __m256i t0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tg + k * kGroupT));
+        const __m256i t1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tg + k * kGroupT + 32));
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; ++r) {
+          int32_t q4;
+          std::memcpy(&q4, q + (rb + r) * dp + k, 4);
+          const __m256i qb = _mm256_set1_epi32(q4);
+          acc[r][0] = _mm256_dpbusd_avx_epi32(acc[r][0], qb, t0);
+          acc[r][1] = _mm256_dpbusd_avx_epi32(acc[r][1], qb, t1);
+        }
+      }
+#pragma GCC unroll 4
+      for (int r = 0; r < 4; ++r)
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; ++h) _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * kTileT + 8 * h), acc[r][h]);
+    }
 #elif defined(__AVX2__)
   // No vpdpbusd: vpmaddubsw multiplies unsigned by signed bytes but saturates its int16 pair sums,
   // so each query byte is split into nibbles (q = 16 hi + lo, both <= 15: pair sums <= 3840), and

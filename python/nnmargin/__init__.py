@@ -19,10 +19,11 @@ from .trainset import TrainSet
 __version__ = "0.1.0"
 __all__ = ["certify", "attack_1nn", "AttackResult", "CertifyResult", "separation", "SeparationResult", "TrainSet",
            "InputError", "cpu_isas", "cuda_available", "datasets", "reference", "__version__"]
+__all__ += ["lipschitz", "features", "lipschitz_bound"]  # nnmargin.lipschitz (needs torch), loaded on first use
 
 
 def cpu_isas() -> list:
-    """CPU kernel variants this machine can run, fastest first (e.g. ['avx512', 'avx2', 'generic'])."""
+    """CPU kernel variants this machine can run, fastest first (e.g. ['avx512_vnni', 'avx512', 'avx2_vnni', 'avx2', 'generic'])."""
     return list(_core.cpu_isas())
 
 
@@ -32,6 +33,8 @@ def cuda_available() -> bool:
 
 
 def __getattr__(name):  # submodules load on first use, keeping `import nnmargin` light
-    if name in ("datasets", "cli", "reference"):
+    if name in ("datasets", "cli", "reference", "lipschitz"):
         return importlib.import_module(f".{name}", __name__)
+    if name in ("features", "lipschitz_bound"):
+        return getattr(importlib.import_module(".lipschitz", __name__), name)
     raise AttributeError(f"module 'nnmargin' has no attribute {name!r}")
