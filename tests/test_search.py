@@ -200,3 +200,22 @@ def test_peak_probe_reports_every_variant_sequence():
             assert core.peak_probe(isa, sequence, 0.002) > 0
         with pytest.raises(ValueError, match="no peak sequence"):
             core.peak_probe(isa, "no_such_sequence", 0.002)
+
+
+@pytest.mark.parametrize("isa", nnmargin.cpu_isas())
+@pytest.mark.parametrize("d", [1, 31, 32, 33, 257, 3072])
+def test_uint8_extremes_are_exact_on_every_variant(isa, d):
+    """All-255 queries against all-0 / all-255 / alternating training rows: the largest partial
+    sums every integer path (int16 nibble sums, int32 dot products) has to hold exactly."""
+    rows = [np.zeros(d), np.full(d, 255), np.arange(d) % 2 * 255, (np.arange(d) + 1) % 2 * 255]
+    t = np.array(rows * 3, dtype=np.uint8)
+    ty = np.repeat([0, 1, 2], 4)
+    x = np.array([np.full(d, 255), np.zeros(d), np.arange(d) % 2 * 255], dtype=np.uint8)
+    y = np.array([0, 1, 2])
+    for metric in METRICS:
+        cert = nnmargin.certify(x, y, (t, ty), metric=metric, isa=isa, scale=1.0)
+        ref = nearest_same_other(x, y, t, ty, metric)
+        np.testing.assert_array_equal(cert.idx_same, ref[1])
+        np.testing.assert_array_equal(cert.idx_other, ref[3])
+        np.testing.assert_array_equal(cert.dist_same, ref[0])
+        np.testing.assert_array_equal(cert.dist_other, ref[2])
