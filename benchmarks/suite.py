@@ -44,6 +44,7 @@ class Runner:
         self.uint8_l1_linf(rng)
         self.float32_l2(rng)
         self.isa_variants(rng)
+        self.thread_scaling(rng)
         self.close_section()
 
     def log(self, text: str) -> None:
@@ -198,3 +199,30 @@ class Runner:
                               **self.peak_share(case, case.ops() / t / 1e9, isa),
                               f"slowdown_vs_{isas[0]}": t / median(fastest["phases"]["search"]),
                               "identical": identical}))
+
+    def thread_scaling(self, rng) -> None:
+        """The default variant at 1 thread and at --threads, interleaved, on the ISA-section sizes
+        (uint8 l2, uint8 l-inf, the bisector pass): how the search scales with cores."""
+        n, m, d = self.sizes.isa
+        base = random_uint8_case("", n, m, d, 10, "l2", rng)
+        threads = sorted({1, self.args.threads})
+        for metric, bound in (("l2", "margin"), ("linf", "margin"), ("l2", "bisector")):
+            case = base.with_metric(metric, f"thread scaling: uint8 {metric} {bound} (N={n}, M={m}, D={d})")
+            self.register(case, "6. threads")
+            trainset = nnmargin_prepare(case)
+            trainset.prepared("l1")  # the bisector's dual-norm layout, outside the timing
+
+            def method(k):
+                def run():
+                    start = time.perf_counter()
+                    nnmargin.certify(case.x_query, case.y_query, trainset, metric=metric, bound=bound, num_threads=k)
+                    return None, {"search": time.perf_counter() - start}
+                return run
+
+            timings = interleaved([Method(f"{k}", method(k), self.args.slow_repeats) for k in threads])
+            one = median(timings["1"]["phases"]["search"])
+            for k in threads:
+                t = median(timings[f"{k}"]["phases"]["search"])
+                self.add(Row(case.name, f"nnmargin {bound}, {k} thread(s)", t, case.ops() / t / 1e9, None,
+                             f"scaling x{one / t:.2f} of 1 thread", {"seconds_all": timings[f"{k}"]["phases"]["search"],
+                                                                   "threads": k, "scaling_vs_1_thread": one / t}))
