@@ -219,3 +219,76 @@ def test_uint8_extremes_are_exact_on_every_variant(isa, d):
         np.testing.assert_array_equal(cert.idx_other, ref[3])
         np.testing.assert_array_equal(cert.dist_same, ref[0])
         np.testing.assert_array_equal(cert.dist_other, ref[2])
+
+
+# ---- float l2 in GEMM form: |x|^2 + |t|^2 - 2 x.t cancels far from the origin ----------------------
+def far_near_ties(dtype, seed=11):
+    """Queries spread far from the origin, each with a handful of training points at nearly equal tiny
+    distances (the GEMM form's rounding exceeds their gaps) among many distant ones: the per-pair bound
+    must keep every near point a candidate without making every point one."""
+    rng = np.random.default_rng(seed)
+    d, n, near = 32, 40, 5
+    center, spread = (100.0, 10.0) if dtype == np.float32 else (1e7, 1e3)
+    x = (center + spread * rng.standard_normal((n, d))).astype(dtype)
+    dirs = rng.standard_normal((n, near, d))
+    dirs /= np.linalg.norm(dirs, axis=2, keepdims=True)
+    radii = 0.1 * (1.0 + 0.05 * rng.random((n, near, 1)))
+    t_near = (x[:, None, :].astype(np.float64) + radii * dirs).reshape(-1, d)
+    t_far = center + spread * rng.standard_normal((1500, d))
+    t = np.concatenate([t_far, t_near]).astype(dtype)
+    perm = rng.permutation(len(t))
+    return x, rng.integers(0, 2, n), t[perm], rng.integers(0, 2, len(t))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+def test_float_l2_far_from_origin_near_ties(backend, dtype):
+    x, y, t, ty = far_near_ties(dtype)
+    assert_true_argmin(run(x, y, t, ty, "l2", backend), x, y, t, ty, "l2")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+def test_float_l2_clustered_far_from_origin(backend, dtype):
+    """Everything in one tight cluster far out (1e3 + 1e-3 noise): the GEMM bound exceeds every
+    distance, the kernel falls back to direct differences, and the contract still holds."""
+    rng = np.random.default_rng(12)
+    d = 24
+    base = 1e3 * (1.0 + rng.random(d))
+    t = (base + 1e-3 * rng.standard_normal((600, d))).astype(dtype)
+    x = (base + 1e-3 * rng.standard_normal((30, d))).astype(dtype)
+    t[300:310] = t[5]  # exact duplicates far out: the lowest index must win
+    x[:3] = t[5]
+    y, ty = rng.integers(0, 2, 30), rng.integers(0, 2, 600)
+    assert_true_argmin(run(x, y, t, ty, "l2", backend), x, y, t, ty, "l2")
+    ds, is_, do, io = nearest_same_other(x, y, t, ty, "l2")
+    cert = run(x, y, t, ty, "l2", backend)
+    np.testing.assert_array_equal(cert.idx_same[:3], is_[:3])
+    np.testing.assert_array_equal(cert.idx_other[:3], io[:3])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+def test_float_l2_far_near_ties_in_ulps(backend, dtype):
+    """A chain of neighbouring floats far from the origin on one coordinate: distances a few ulps
+    apart, every one a candidate; the exact re-check orders them."""
+    rng = np.random.default_rng(13)
+    d, m = 16, 300
+    t = np.full((m, d), 1e3, dtype=dtype)
+    vals = np.empty(m, dtype=dtype)
+    vals[0] = dtype(1e3 + 1.0)
+    for j in range(1, m):
+        vals[j] = np.nextafter(vals[j - 1], dtype(0))
+    t[np.arange(m), rng.integers(0, d, m)] = vals[rng.permutation(m)]
+    x = np.full((4, d), 1e3, dtype=dtype)
+    y, ty = np.array([0, 1, 0, 1]), rng.integers(0, 2, m)
+    assert_true_argmin(run(x, y, t, ty, "l2", backend), x, y, t, ty, "l2")
+
+
+def test_shrunk_gemm_bound_is_caught(monkeypatch):
+    """The adversarial case above is sharp: with the error bound scaled down (a debug switch, never
+    set otherwise) the screen drops true minima and the contract check fails."""
+    x, y, t, ty = far_near_ties(np.float32)
+    for isa in nnmargin.cpu_isas():
+        assert_true_argmin(run(x, y, t, ty, "l2", ("cpu", isa)), x, y, t, ty, "l2")
+    monkeypatch.setenv("NNMARGIN_DEBUG_GEMM_BOUND_SCALE", "0.01")
+    for isa in nnmargin.cpu_isas():
+        with pytest.raises(AssertionError):
+            assert_true_argmin(run(x, y, t, ty, "l2", ("cpu", isa)), x, y, t, ty, "l2")

@@ -57,6 +57,19 @@ struct ScanJob {
   // index attaining it, so ties (frequent in l-inf) cost a compare instead of a push.
   const int64_t* t_orig;    // (m) original index per sorted position
   int64_t* best_orig;       // (n_q, 2) original index of the point holding best, -1 while none
+  // Float l2 in GEMM form (scan_kernels.cpp, "GEMM form"); left null by every other job. With
+  // t_panel set, best[] holds the bits of a float64 upper bound of the true minimum (+inf at first)
+  // and pushed keys are the bits of a float64 lower bound of the pair's true value.
+  const void* t_panel;      // training points in panels [m_padded / kTileT][dim_padded][kTileT]
+  const void* t_sq;         // (m_padded) |t|^2 in the input precision (float64 sum, rounded)
+  const double* t_len;      // (m_padded) upper bound of ||t||
+  const double* tile_len;   // (m_padded / kTileT) max of t_len over each tile
+  const void* q_sq;         // (n_q) |x|^2 in the input precision
+  const double* q_len;      // (n_q) upper bound of ||x||
+  double gemm_gamma;        // gamma_{dim_padded + 4} of the input precision, rounded up
+  double gemm_abs;          // absolute slack for underflow
+  double direct_gamma;      // fallback tiles (direct differences): relative gamma ...
+  double direct_alpha;      // ... and absolute slack, as screening_slack
 };
 
 using ScanFn = void (*)(const ScanJob& job);

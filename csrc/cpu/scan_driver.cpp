@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <stdexcept>
@@ -136,18 +137,36 @@ struct SearchState {
   std::vector<int64_t> q_skip;
   std::vector<uint64_t> best;
   std::vector<int64_t> best_orig;
+  std::vector<double> q_sq, q_len;  // float l2 GEMM form: |x|^2 (as the input type's bits) and ||x||
   TaskSink<Codec> sink;
 };
+
+// Float l2 in GEMM form (scan_kernels.cpp): gamma_{dim_padded + 4} of the input precision, rounded up.
+double gemm_gamma(DType dtype, int64_t dim_padded) {
+  const double u = dtype == kF32 ? std::ldexp(1.0, -24) : std::ldexp(1.0, -53);
+  const double n = static_cast<double>(dim_padded) + 4.0;
+  // Debug only (tests/test_search.py): NNMARGIN_DEBUG_GEMM_BOUND_SCALE shrinks the bound, which must
+  // make the adversarial tests fail; unset in every normal run.
+  double scale = 1.0;
+  if (const char* env = std::getenv("NNMARGIN_DEBUG_GEMM_BOUND_SCALE")) scale = std::atof(env);
+  return n * u / (1.0 - n * u) * (1.0 + std::ldexp(1.0, -40)) * scale;
+}
 
 template <class Codec>
 void search_typed(const TrainLayout& train, const KernelTable& kernels, const void* queries, int64_t n,
                   const int32_t* query_class, const int64_t* skip_index, int num_threads,
-                  SearchOutput out) {
+                  SearchOutput out, bool gemm = false) {
   const size_t es = element_size(train.dtype);
   const int64_t dp = train.dim_padded;
   const TaskGrid grid = make_task_grid(train, n, num_threads);
   double rho, alpha;
   screening_slack(train.dtype, train.metric, train.dim, &rho, &alpha);
+  const double direct_gamma = screening_gamma(train.dtype, train.metric, train.dim), direct_alpha = alpha;
+  // GEMM form: the kernel keeps float64 bounds and pushes float64 lower bounds (keys of F64Codec);
+  // the sink re-checks a candidate while its lower bound is <= the best upper bound.
+  if (gemm) rho = 1.0, alpha = 0.0;
+  const uint64_t best_init = gemm ? 0x7ff0000000000000ull : kNoKey<uint64_t>;  // +inf as float64 bits
+  const double tiny = train.dtype == kF32 ? std::ldexp(1.0, -126) : std::ldexp(1.0, -1022);
   const ScanFn scan = kernels.scan[train.dtype][train.metric];
   std::vector<Champion> partial(static_cast<size_t>(grid.n_tc) * n * 2);  // [chunk][query][class]
   const auto* q_bytes = static_cast<const uint8_t*>(queries);
@@ -165,7 +184,7 @@ void search_typed(const TrainLayout& train, const KernelTable& kernels, const vo
       const int64_t s = skip_index ? skip_index[q_begin + i] : -1;
       st.q_skip[i] = s >= 0 ? train.pos_of_orig[s] : -1;
     }
-    st.best.assign(n_q * 2, kNoKey<uint64_t>);
+    st.best.assign(n_q * 2, best_init);
     st.best_orig.assign(n_q * 2, -1);
     st.sink.train = &train;
     st.sink.rho = rho;
@@ -177,6 +196,21 @@ void search_typed(const TrainLayout& train, const KernelTable& kernels, const vo
                 train.data.data(), train.t_class.data(), train.t_aux.empty() ? nullptr : train.t_aux.data(),
                 dp, 0, 0, train.m, rho, alpha, st.best.data(), &st.sink, train.orig_of_pos.data(),
                 st.best_orig.data()};
+    if (gemm) {
+      st.q_sq.resize(n_q);
+      st.q_len.resize(n_q);
+      row_norms(st.queries.data(), train.dtype, n_q, dp, st.q_sq.data(), st.q_len.data());
+      job.t_panel = train.panel.data();
+      job.t_sq = train.sq.data();
+      job.t_len = train.len.data();
+      job.tile_len = train.tile_len.data();
+      job.q_sq = st.q_sq.data();
+      job.q_len = st.q_len.data();
+      job.gemm_gamma = gemm_gamma(train.dtype, dp);
+      job.gemm_abs = 4.0 * (static_cast<double>(dp) + 4.0) * tiny;
+      job.direct_gamma = direct_gamma;
+      job.direct_alpha = direct_alpha;
+    }
     for (int64_t j0 = grid.t_begin(task); j0 < grid.t_end(task); j0 += grid.t_block) {
       job.t_begin = j0;
       job.t_end = std::min(grid.t_end(task), j0 + grid.t_block);
@@ -223,6 +257,8 @@ void search(const TrainLayout& train, const KernelTable& kernels, const void* qu
 #endif
   if (n <= 0) return;
   if (train.dtype == kU8) search_typed<U8Codec>(train, kernels, queries, n, query_class, skip_index, num_threads, out);
+  else if (train.metric == kL2 && train.panel.size() > 0)
+    search_typed<F64Codec>(train, kernels, queries, n, query_class, skip_index, num_threads, out, true);
   else if (train.dtype == kF32) search_typed<F32Codec>(train, kernels, queries, n, query_class, skip_index, num_threads, out);
   else search_typed<F64Codec>(train, kernels, queries, n, query_class, skip_index, num_threads, out);
 }

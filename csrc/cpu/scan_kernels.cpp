@@ -9,6 +9,7 @@
 //                queries row-major uint8. |q - t|^2 = (|q|^2 - 256 sum q) + |t|^2 - 2 q.(t - 128),
 //                exact modulo 2^32 and the true value fits in uint32 (dim <= 66051).
 //   the others : row-major, zero padded to dim_padded, for training points and queries alike.
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -435,6 +436,211 @@ void produce_rows(const ScanJob& job, int64_t j0, typename Codec::Key* keys) {
   for (int64_t q0 = 0; q0 < job.n_q; q0 += kTileQ) tile_rows<T, Codec, kMetric>(job, q0, j0, keys + q0 * kTileT);
 }
 
+// ---- float32 / float64 l2 in GEMM form ------------------------------------------------------------
+// screened(x, t) = max(0, fl(fl(|x|^2^ + |t|^2^) - 2 fl(x.t))), all in the input precision T (unit
+// roundoff u, gamma_n = n u / (1 - n u)); |x|^2^, |t|^2^ are float64 sums rounded to T.
+// Error bound (Higham, Accuracy and Stability of Numerical Algorithms, 2nd ed., sec. 3.1), D = dim:
+//   |x|^2^ = |x|^2 (1 + t1), |t1| <= gamma_{D+1} (float64 sum, then one rounding to T; same for t)
+//   fl(x.t) = x.t + d,        |d| <= gamma_D sum_k |x_k t_k| <= gamma_D ||x|| ||t|| (any order, FMA or not)
+//   a = fl(|x|^2^ + |t|^2^):  |a - (|x|^2 + |t|^2)| <= gamma_{D+2} (|x|^2 + |t|^2)
+//   s = fl(a - 2 fl(x.t)):    |s - (a - 2 fl(x.t))| <= u (|a| + 2 |fl(x.t)|)
+// so |s - |x - t|^2| <= gamma_{D+3} (|x|^2 + |t|^2) + 2 gamma_{D+1} ||x|| ||t|| <= gamma_{D+3} (||x|| + ||t||)^2,
+// and clamping s at 0 only moves it towards the (non-negative) truth. The kernels use
+//   E(x, t) = gamma_{dim_padded+4} (len(x) + len(t))^2 + gemm_abs,
+// with len >= the norm, every float64 step rounded up, and gemm_abs covering underflowed products
+// (none occur inside the _F32_SAFE / _F64_SAFE ranges, where no square over- or underflows either).
+// Then true(t) lies in [s - E, s + E]. Per (query, class) the kernel keeps U, an upper bound of the
+// true minimum (min over seen points of s + E), and pushes every point with s - E(x, t) <= U: the
+// true argmin and all points tied with it satisfy this when seen (U only decreases afterwards), so
+// the float64 re-check in the driver never misses one. The cheap per-row filter uses the tile's
+// largest len(t) (s <= U + E_max of the tile; a superset), then each survivor gets its own E(x, t).
+// The bound is absolute: far from the origin with tiny mutual distances it exceeds the distances and
+// every point would be a candidate. A tile with more than kGemmMaxPushes survivors is therefore
+// recomputed with direct differences (relative error, the bound of screening_gamma) and that query
+// tile stays direct for the next kDirectRun training tiles before trying GEMM again.
+constexpr int64_t kGemmChunk = 128;  // dims per pass: a 48-point panel chunk (24 KB float32) in L1
+constexpr int kGemmMaxPushes = 64;   // survivors per 8 x 48 tile before falling back to direct
+constexpr int kDirectRun = 16;
+constexpr double kRoundUp = 1.0 + 0x1p-48;   // covers a few float64 roundings of a positive chain
+constexpr double kRoundDown = 1.0 - 0x1p-48;
+
+template <class T>
+struct GemmShape {
+  static constexpr int kLanes = kVecBytes / static_cast<int>(sizeof(T));
+  static constexpr int kNV = kVecBytes == 64 ? 3 : 2;  // vectors of training points per block (16 registers: 4 x 2 accumulators)
+  static constexpr int kPts = kNV * kLanes;          // training points per register block
+  static constexpr int kMQ = kVecBytes == 64 ? 8 : 4;  // queries per register block
+  static_assert(kTileT % kPts == 0 && kTileQ % kMQ == 0, "register blocks must cover the tile");
+};
+
+// acc[r * kTileT + c] += sum_{k in [k0, k1)} q[r][k] * panel[k][c] for a kMQ x kPts block.
+template <class T>
+inline void gemm_block(const T* q, int64_t dp, const T* panel, int64_t k0, int64_t k1, T* acc_out) {
+  using S = GemmShape<T>;
+  typedef T Vec __attribute__((vector_size(kVecBytes)));
+  Vec acc[S::kMQ][S::kNV];
+#pragma GCC unroll 8
+  for (int r = 0; r < S::kMQ; ++r)
+#pragma GCC unroll 3
+    for (int v = 0; v < S::kNV; ++v) std::memcpy(&acc[r][v], acc_out + r * kTileT + v * S::kLanes, sizeof(Vec));
+  for (int64_t k = k0; k < k1; ++k) {
+    Vec tv[S::kNV];
+#pragma GCC unroll 3
+    for (int v = 0; v < S::kNV; ++v) std::memcpy(&tv[v], panel + k * kTileT + v * S::kLanes, sizeof(Vec));
+#pragma GCC unroll 8
+    for (int r = 0; r < S::kMQ; ++r) {
+      const Vec a = q[r * dp + k] - Vec{};  // broadcast
+#pragma GCC unroll 3
+      for (int v = 0; v < S::kNV; ++v) acc[r][v] += a * tv[v];
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < S::kMQ; ++r)
+#pragma GCC unroll 3
+    for (int v = 0; v < S::kNV; ++v) std::memcpy(acc_out + r * kTileT + v * S::kLanes, &acc[r][v], sizeof(Vec));
+}
+
+template <class T>
+inline T round_up_to(double v) {
+  T t = static_cast<T>(v);
+  if (static_cast<double>(t) < v) t = std::nextafter(t, static_cast<T>(INFINITY));
+  return t;
+}
+inline double bits_to_double(uint64_t b) {
+  double d;
+  std::memcpy(&d, &b, sizeof d);
+  return d;
+}
+inline uint64_t double_to_bits(double d) {
+  uint64_t b;
+  std::memcpy(&b, &d, sizeof b);
+  return b;
+}
+
+// Fold one tile of screened values (keys of T) into the float64 upper bounds job.best and push the
+// points whose lower bound is <= that bound (see above). kDirect: values from direct differences
+// (|s - true| <= g true + alpha). Returns false, having pushed nothing, when a GEMM tile has more
+// than kGemmMaxPushes survivors.
+template <class T, class Codec, bool kDirect>
+bool reduce_bound(const typename Codec::Key* tile, int64_t q0, int64_t j0, const ScanJob& job) {
+  using Key = typename Codec::Key;
+  constexpr Key kMax = kNoKey<Key>;
+  const int32_t* t_class = job.t_class + j0;
+  const int64_t rows = job.n_q - q0 < kTileQ ? job.n_q - q0 : kTileQ;
+  const int64_t cols = job.m_valid - j0 < kTileT ? job.m_valid - j0 : kTileT;
+  const double g = job.direct_gamma, alpha = job.direct_alpha;
+  const double tile_len = job.tile_len[j0 / kTileT];
+  Key thr[kTileQ][2];
+  int survivors = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t i = q0 + r;
+    const int32_t y = job.q_class[i];
+    const int64_t skip = job.q_skip[i] - j0;
+    const Key* v = tile + r * kTileT;
+    Key min_key2[2] = {kMax, kMax};
+    for (int t = 0; t < kTileT; ++t) {
+      const bool ok = t < cols && t != skip;
+      const bool same = t_class[t] == y;
+      min_key2[0] = min_key(min_key2[0], ok && same ? v[t] : kMax);
+      min_key2[1] = min_key(min_key2[1], ok && !same ? v[t] : kMax);
+    }
+    const double l = job.q_len[i] + tile_len;
+    const double e_max = (job.gemm_gamma * (l * l) + job.gemm_abs) * kRoundUp;
+    for (int cat = 0; cat < 2; ++cat) {
+      double u = bits_to_double(job.best[2 * i + cat]);
+      if (min_key2[cat] != kMax) {
+        const double s = Codec::value(min_key2[cat]);
+        const double upper = kDirect ? (s + alpha) / (1.0 - g) * kRoundUp : (s + e_max) * kRoundUp;
+        if (upper < u) {
+          u = upper;
+          job.best[2 * i + cat] = double_to_bits(u);
+        }
+      }
+      // s - E <= U  <=  s <= U + E_max (GEMM);  (s - alpha) / (1 + g) <= U  <=>  s <= U (1 + g) + alpha
+      const double limit = kDirect ? (u * (1.0 + g) * kRoundUp + alpha) * kRoundUp : (u + e_max) * kRoundUp;
+      thr[r][cat] = Codec::key(round_up_to<T>(limit));  // +inf while nothing is seen: its key < kMax
+    }
+    for (int t = 0; t < kTileT; ++t) {
+      const bool ok = t < cols && t != skip;
+      survivors += ok && v[t] <= thr[r][t_class[t] == y ? 0 : 1];
+    }
+  }
+  if (!kDirect && survivors > kGemmMaxPushes) return false;
+  if (survivors == 0) return true;
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t i = q0 + r;
+    const int32_t y = job.q_class[i];
+    const int64_t skip = job.q_skip[i] - j0;
+    const Key* v = tile + r * kTileT;
+    for (int t = 0; t < cols; ++t) {
+      const int cat = t_class[t] == y ? 0 : 1;
+      if (t == skip || v[t] > thr[r][cat]) continue;
+      const double s = Codec::value(v[t]);
+      double lower;
+      if (kDirect) {
+        lower = (s - alpha) / (1.0 + g) * kRoundDown;
+      } else {
+        const double l = job.q_len[i] + job.t_len[j0 + t];
+        const double e = (job.gemm_gamma * (l * l) + job.gemm_abs) * kRoundUp;
+        lower = std::nextafter(std::nextafter(s - e, 0.0), 0.0);  // fl(s - e) is within half an ulp
+      }
+      if (!(lower > 0.0)) lower = 0.0;
+      if (lower > bits_to_double(job.best[2 * i + cat])) continue;
+      job.sink->push(job.sink, i, cat, j0 + t, double_to_bits(lower));
+    }
+  }
+  return true;
+}
+
+// Nearest same-class / other-class search, float l2, GEMM form with per-tile direct fallback.
+template <class T, class Codec>
+void scan_gemm(const ScanJob& job) {
+  using Key = typename Codec::Key;
+  using S = GemmShape<T>;
+  static_assert(sizeof(Key) == sizeof(T), "keys hold the values' bits");
+  alignas(64) static thread_local T acc[kMaxJobQueries * kTileT];
+  alignas(64) static thread_local Key direct[kTileQ * kTileT];
+  int direct_left[kMaxJobQueries / kTileQ] = {};
+  const int64_t dp = job.dim_padded;
+  const T* queries = static_cast<const T*>(job.queries);
+  const T* q_sq = static_cast<const T*>(job.q_sq);
+  const T* t_sq = static_cast<const T*>(job.t_sq);
+  const int64_t n_tiles_q = (job.n_q + kTileQ - 1) / kTileQ;
+  for (int64_t j0 = job.t_begin; j0 < job.t_end; j0 += kTileT) {
+    const T* panel = static_cast<const T*>(job.t_panel) + j0 * dp;
+    std::memset(acc, 0, sizeof(T) * kTileT * n_tiles_q * kTileQ);
+    for (int64_t k0 = 0; k0 < dp; k0 += kGemmChunk) {
+      const int64_t k1 = k0 + kGemmChunk < dp ? k0 + kGemmChunk : dp;
+      for (int64_t qt = 0; qt < n_tiles_q; ++qt) {
+        if (direct_left[qt] > 0) continue;
+        for (int qb = 0; qb < kTileQ; qb += S::kMQ)
+          for (int cb = 0; cb < kTileT; cb += S::kPts)
+            gemm_block<T>(queries + (qt * kTileQ + qb) * dp, dp, panel + cb, k0, k1,
+                          acc + (qt * kTileQ + qb) * kTileT + cb);
+      }
+    }
+    for (int64_t qt = 0; qt < n_tiles_q; ++qt) {
+      const int64_t q0 = qt * kTileQ;
+      if (direct_left[qt] == 0) {
+        Key* keys = reinterpret_cast<Key*>(acc + q0 * kTileT);
+        for (int r = 0; r < kTileQ; ++r) {
+          const T qs = q_sq[q0 + r < job.n_q ? q0 + r : 0];
+          T* a = acc + (q0 + r) * kTileT;
+          for (int c = 0; c < kTileT; ++c) {
+            const T s = (qs + t_sq[j0 + c]) - 2 * a[c];
+            keys[r * kTileT + c] = Codec::key(s > 0 ? s : T(0));
+          }
+        }
+        if (reduce_bound<T, Codec, false>(keys, q0, j0, job)) continue;
+        direct_left[qt] = kDirectRun + 1;
+      }
+      --direct_left[qt];
+      tile_rows<T, Codec, kL2>(job, q0, j0, direct);
+      reduce_bound<T, Codec, true>(direct, q0, j0, job);
+    }
+  }
+}
+
 template <class Codec>
 using ProduceFn = void (*)(const ScanJob&, int64_t, typename Codec::Key*);
 
@@ -513,9 +719,9 @@ const KernelTable& kernel_table() {
       {
           {scan<U8, produce_u8_l2>, scan<U8, produce_rows<uint8_t, U8, kL1>>,
            scan<U8, produce_rows<uint8_t, U8, kLinf>>},
-          {scan<F32, produce_rows<float, F32, kL2>>, scan<F32, produce_rows<float, F32, kL1>>,
+          {scan_gemm<float, F32>, scan<F32, produce_rows<float, F32, kL1>>,
            scan<F32, produce_rows<float, F32, kLinf>>},
-          {scan<F64, produce_rows<double, F64, kL2>>, scan<F64, produce_rows<double, F64, kL1>>,
+          {scan_gemm<double, F64>, scan<F64, produce_rows<double, F64, kL1>>,
            scan<F64, produce_rows<double, F64, kLinf>>},
       },
       {

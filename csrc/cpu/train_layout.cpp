@@ -1,6 +1,7 @@
 #include "train_layout.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <numeric>
 
@@ -34,7 +35,40 @@ void pack_u8_l2(const uint8_t* x, int64_t dim, const TrainLayout& t, uint8_t* ou
   }
 }
 
+template <class T>
+void pack_panels(TrainLayout& t) {
+  const int64_t dp = t.dim_padded;
+  t.panel = AlignedBuffer(t.m_padded * dp * sizeof(T));
+  auto* out = reinterpret_cast<T*>(t.panel.data());
+  const auto* rows = reinterpret_cast<const T*>(t.data.data());
+  for (int64_t pos = 0; pos < t.m; ++pos) {
+    T* tile = out + (pos / kTileT) * dp * kTileT + pos % kTileT;
+    for (int64_t k = 0; k < t.dim; ++k) tile[k * kTileT] = rows[pos * dp + k];
+  }
+  t.sq = AlignedBuffer(t.m_padded * sizeof(T));
+  t.len.assign(t.m_padded, 0.0);
+  row_norms(rows, t.dtype, t.m, dp, t.sq.data(), t.len.data());
+  t.tile_len.assign(t.m_padded / kTileT, 0.0);
+  for (int64_t pos = 0; pos < t.m; ++pos)
+    t.tile_len[pos / kTileT] = std::max(t.tile_len[pos / kTileT], t.len[pos]);
+}
+
 }  // namespace
+
+void row_norms(const void* x, DType dtype, int64_t n, int64_t dim, void* sq, double* len) {
+  for (int64_t i = 0; i < n; ++i) {
+    double s = 0.0;
+    for (int64_t k = 0; k < dim; ++k) {
+      const double v = dtype == kF32 ? static_cast<const float*>(x)[i * dim + k] : static_cast<const double*>(x)[i * dim + k];
+      s += v * v;
+    }
+    // s is within (1 + gamma_dim) of |x|^2 in float64; sqrt adds half an ulp. dim < 2^40, so the
+    // factor below (> (1 + dim 2^-53)(1 + 2^-52)) makes len an upper bound of ||x||.
+    len[i] = std::sqrt(s) * (1.0 + (static_cast<double>(dim) + 8.0) * std::ldexp(1.0, -52));
+    if (dtype == kF32) static_cast<float*>(sq)[i] = static_cast<float>(s);
+    else static_cast<double*>(sq)[i] = s;
+  }
+}
 
 std::shared_ptr<const TrainLayout> build_train_layout(const void* x, DType dtype, int64_t m, int64_t dim,
                                                       const int32_t* class_id, Metric metric) {
@@ -72,6 +106,10 @@ std::shared_ptr<const TrainLayout> build_train_layout(const void* x, DType dtype
     t->data = AlignedBuffer(t->m_padded * t->dim_padded * es);
     for (int64_t pos = 0; pos < m; ++pos)
       std::memcpy(t->data.data() + pos * t->dim_padded * es, src + t->orig_of_pos[pos] * dim * es, dim * es);
+    if (metric == kL2) {
+      if (dtype == kF32) pack_panels<float>(*t);
+      else pack_panels<double>(*t);
+    }
   }
   return t;
 }

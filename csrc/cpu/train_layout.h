@@ -45,6 +45,11 @@ struct TrainLayout {
   std::vector<int32_t> t_class;      // (m_padded) dense class id; padding gets kNoClass - 1
   std::vector<uint32_t> t_aux;       // (m_padded) uint8 l2: |t|^2, else empty
   AlignedBuffer data;                // kernel layout; row-major for every float layout
+  // Float l2 only (GEMM-form screen): the points again, packed in panels of kTileT points,
+  // [m_padded / kTileT][dim_padded][kTileT]; |t|^2 in the input precision; ||t|| rounded up and
+  // its maximum per tile. The row-major copy above stays for the exact re-check and the bisector.
+  AlignedBuffer panel, sq;
+  std::vector<double> len, tile_len;
   // Device copy built by the CUDA backend on first use (opaque here; freed with the layout). Searches
   // run with the GIL released, so two threads may share one layout: read and write the cache only
   // under cuda_cache_mutex.
@@ -63,5 +68,9 @@ std::shared_ptr<const TrainLayout> build_train_layout(const void* x, DType dtype
 // padded); for uint8 l2 also fill aux[i] = |q|^2 - 256 sum(q) (mod 2^32).
 void pack_queries(const void* x, DType dtype, Metric metric, int64_t n, int64_t dim, int64_t dim_padded,
                   uint8_t* out, int32_t* aux);
+
+// Float rows: |x|^2 summed in float64 and rounded to the input precision (into sq, n elements of
+// dtype), and an upper bound of ||x|| (into len). Padding rows (zeros) contribute nothing.
+void row_norms(const void* x, DType dtype, int64_t n, int64_t dim, void* sq, double* len);
 
 }  // namespace nnm::cpu
