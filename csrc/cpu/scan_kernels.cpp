@@ -15,6 +15,8 @@
 
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
+#else
+#include "portable_kernels.h"  // the generic variant's vector-extension kernels
 #endif
 
 #include "key_codec.h"
@@ -258,16 +260,8 @@ void dot_u8_tile(const ScanJob& job, int64_t q0, int64_t j0, int64_t k_begin, in
       }
     }
 #else
-  for (int64_t k = k_begin; k < k_end; k += 4)
-    for (int r = 0; r < kTileQ; ++r) {
-      const uint8_t* qk = q + r * dp + k;
-      for (int c = 0; c < kTileT; ++c) {
-        const int8_t* tk = t + (c / kGroupT) * group_stride + k * kGroupT + (c % kGroupT) * 4;
-        const int32_t s = qk[0] * tk[0] + qk[1] * tk[1] + qk[2] * tk[2] + qk[3] * tk[3];
-        // unsigned add: wraps like vpdpbusd instead of overflowing
-        acc_out[r * kTileT + c] = static_cast<int32_t>(static_cast<uint32_t>(acc_out[r * kTileT + c]) + s);
-      }
-    }
+  // SSE2 / NEON / any target: int16-widened multiply-add, register-blocked (portable_kernels.h).
+  portable::dot_u8_tile(q, t, dp, group_stride, k_begin, k_end, acc_out);
 #endif
 }
 
@@ -359,19 +353,8 @@ void subtile_u8(const uint8_t* q, const uint8_t* t, int64_t dp, uint32_t out[kSu
       }
     }
 #else
-  for (int a = 0; a < kSubQ; ++a)
-    for (int b = 0; b < kSubT; ++b) {
-      const uint8_t* qa = q + a * dp;
-      const uint8_t* tb = t + b * dp;
-      uint32_t s = 0;
-      for (int64_t k = 0; k < dp; ++k) {  // the compiler turns this into psadbw / pmaxub
-        const int32_t d = static_cast<int32_t>(qa[k]) - static_cast<int32_t>(tb[k]);
-        const uint32_t ad = static_cast<uint32_t>(d < 0 ? -d : d);
-        if (kMetric == kL1) s += ad;
-        else s = s > ad ? s : ad;
-      }
-      out[a][b] = s;
-    }
+  // 16-byte vectors: psadbw / pmaxub on SSE2, their portable forms elsewhere (portable_kernels.h).
+  portable::subtile_u8<kMetric, kSubQ, kSubT>(q, t, dp, out);
 #endif
 }
 
