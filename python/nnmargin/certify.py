@@ -5,6 +5,7 @@ tightening steps of the requested bound (:data:`_TIGHTENING`).
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import NamedTuple, Optional
@@ -13,7 +14,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import _core
-from ._errors import DeviceUnavailableError, InputError
+from ._errors import DeviceUnavailableError, InputError, InputTypeError
 from ._names import (AUTO_USES_CUDA, BOUNDS, DEFAULT_UINT8_SCALE, DEVICES, MAX_PIVOTS, PROGRESS_BATCH,
                      UNIT_ROUNDOFF as _U, as_choice, as_metric, as_norm)
 from ._validate import as_box, as_labels, as_num_threads, as_pivots, as_scale
@@ -71,6 +72,7 @@ class _Batch:
     correct: np.ndarray
     radius: np.ndarray                      # (n,) certified radius in the request's norm
     target_index: Optional[np.ndarray] = None
+    radius_upper: Optional[np.ndarray] = None   # exact bound: the proven upper end
     adversarial: Optional[np.ndarray] = None
     info: dict = field(default_factory=dict)
 
@@ -78,7 +80,7 @@ class _Batch:
 def certify(x, y, train, *, metric: str = "l2", bound: str = "margin", norm: str | None = None, pivots: int = 1,
             scale: float | None = None, leave_one_out: bool = False, num_threads: int | None = None,
             device: str = "cpu", isa: str = "auto", box=None, batch_size: int | None = None,
-            progress: bool = False) -> CertifyResult:
+            progress: bool = False, lipschitz: float | None = None) -> CertifyResult:
     """Certify the 1-nearest-neighbour classifier on queries ``(x, y)``.
 
     For each query, finds in one fused pass the nearest training point of its own class and of any
@@ -116,6 +118,17 @@ def certify(x, y, train, *, metric: str = "l2", bound: str = "margin", norm: str
         batch_size: certify the queries in chunks of this many (default: all at once, or a few
             thousand when ``progress`` is on); results do not depend on it.
         progress: show a progress bar over the queries (tqdm).
+        lipschitz: L > 0 when ``x`` and the training points are features f(.) of a network f that
+            is L-Lipschitz from the input norm ``norm`` to the feature l2 norm:
+            ||f(u) - f(v)||_2 <= L ||u - v||_norm. The bound is then computed in feature space in
+            the l2 norm (metric must be "l2"), and ``radius`` is that l2 feature radius divided by
+            L, rounded down: a certified radius in the input space, in ``norm`` (default "l2"), for
+            the margin, bisector and exact bounds alike (a perturbation of norm < r / L moves the
+            features by < r). The result's ``norm`` is the input norm; ``dist_*`` stay feature
+            distances, ``margin_radius()`` is feature-space (not divided by L), ``adversarial``
+            (and an exact upper end) is None (the minimal examples would be feature vectors) and
+            ``info["lipschitz"]`` holds L.
+            ``box`` is not accepted with it (the features' range is not a box).
 
     Returns:
         A :class:`CertifyResult`. Indices refer to the training set's original order; ties are
@@ -123,8 +136,10 @@ def certify(x, y, train, *, metric: str = "l2", bound: str = "margin", norm: str
         distances are the float64 value of the exact nearest point (screened in the input precision,
         close candidates re-checked in float64). Radii are rounded down: they are proofs.
     """
-    request = _validate(x, y, train, metric, bound, norm, pivots, scale, leave_one_out, num_threads, device, isa,
-                        box)
+    lipschitz = _as_lipschitz(lipschitz, metric, box)
+    input_norm = None if lipschitz is None else ("l2" if norm is None else as_norm(norm))
+    request = _validate(x, y, train, metric, bound, norm if lipschitz is None else "l2", pivots, scale, leave_one_out,
+                        num_threads, device, isa, box)
     n = len(request.labels)
     step = batch_size or (PROGRESS_BATCH[request.bound] if progress else max(n, 1))
     parts = []
@@ -132,7 +147,36 @@ def certify(x, y, train, *, metric: str = "l2", bound: str = "margin", norm: str
         for begin in range(0, max(n, 1), step):
             parts.append(_certify_batch(request, slice(begin, begin + step)))
             bar.update(len(parts[-1]))
-    return CertifyResult.concatenate(parts)
+    result = CertifyResult.concatenate(parts)
+    return result if lipschitz is None else _to_input_space(result, lipschitz, input_norm)
+
+
+def _as_lipschitz(lipschitz, metric, box) -> Optional[float]:
+    """The validated Lipschitz constant of ``certify(..., lipschitz=L)``, or None."""
+    if lipschitz is None:
+        return None
+    if isinstance(lipschitz, (bool, np.bool_)) or not isinstance(lipschitz, (int, float, np.integer, np.floating)):
+        raise InputTypeError(f"lipschitz must be a number (the constant L of the feature map), got {lipschitz!r}")
+    value = float(lipschitz)
+    if not np.isfinite(value) or value <= 0:
+        raise InputError(f"lipschitz must be a finite number > 0, got {lipschitz!r}")
+    if as_metric(metric) != "l2":
+        raise InputError(f"lipschitz= certifies from l2 feature distances: use metric='l2', got metric={metric!r}")
+    if box is not None:
+        raise InputError("box= cannot be combined with lipschitz= (box is an input-space constraint; the exact "
+                         "bound would apply it to the features)")
+    return value
+
+
+def _to_input_space(result: CertifyResult, lipschitz: float, input_norm: str) -> CertifyResult:
+    """Feature l2 radii r -> input radii r / L in ``input_norm``, rounded down (next float toward 0 of
+    the correctly rounded quotient, so never above the real r / L)."""
+    radius = result.radius / lipschitz
+    radius = np.where(np.isfinite(radius) & (radius > 0), np.nextafter(radius, 0.0), radius)
+    # Feature-space adversarial examples and upper ends say nothing about the input space: dropped.
+    dropped = {f.name: None for f in dataclasses.fields(result) if f.name in ("adversarial", "radius_upper")}
+    return dataclasses.replace(result, radius=radius, norm=input_norm, **dropped,
+                               info={**result.info, "lipschitz": lipschitz, "feature_norm": "l2"})
 
 
 def _validate(x, y, train, metric, bound, norm, pivots, scale, leave_one_out, num_threads, device, isa,
@@ -144,8 +188,6 @@ def _validate(x, y, train, metric, bound, norm, pivots, scale, leave_one_out, nu
     as_choice(bound, "bound", BOUNDS)
     if bound != "margin" and metric != "l2":
         raise InputError(f"bound={bound!r} is for the l2-metric 1NN (metric='l2'), got metric={metric!r}")
-    if bound == "exact" and leave_one_out:
-        raise InputError("bound='exact' does not support leave_one_out yet")
     pivots = as_pivots(pivots, MAX_PIVOTS)
     queries = trainset.queries_like(x, "x")
     labels = as_labels(y, queries.shape[0], "y")
@@ -206,7 +248,7 @@ def _certify_batch(req: _Request, rows: slice) -> CertifyResult:
         dist_same=dist_same, idx_same=raw.idx_same, dist_other=dist_other, idx_other=raw.idx_other,
         radius=batch.radius, metric=req.metric, scale=req.scale, n_train=trainset.n_points,
         seconds=search_seconds, leave_one_out=req.own_index is not None, bound=req.bound, norm=req.norm,
-        target_index=batch.target_index, adversarial=batch.adversarial,
+        target_index=batch.target_index, adversarial=batch.adversarial, radius_upper=batch.radius_upper,
         info={"device": req.device, "dtype": str(trainset.dtype), "bound": req.bound, "norm": req.norm,
               **batch.info},
         n_features=trainset.dim, distance_rel_err=rel_err,
@@ -228,13 +270,16 @@ def _tighten_by_bisectors(req: _Request, batch: _Batch) -> None:
 
 
 def _solve_exactly(req: _Request, batch: _Batch) -> None:
-    """Exact radii and verified minimal adversarial examples (after the bisector bound)."""
+    """Exact radii as proven intervals [radius, radius_upper] and verified adversarial examples
+    (after the bisector bound). The solver runs on the exact raw data (uint8 or float) times
+    ``req.unit``; leave-one-out queries leave their own training point out of the classifier."""
     start = time.perf_counter()
-    xs = batch.queries.astype(np.float64) * req.unit
-    solution, batch.adversarial = exact_with_examples(req.trainset.float64(req.unit), xs, batch.labels,
-                                                      batch.raw.idx_same, batch.correct, norm=req.norm, box=req.box)
-    # the solvers are accurate to ~1e-9 relative: shade by 1e-8 so the radius stays a proof
-    batch.radius = np.where(batch.correct, np.maximum(batch.radius, solution.radius * (1 - 1e-8)), 0.0)
+    solution, batch.adversarial = exact_with_examples(req.trainset, batch.queries, batch.labels, batch.raw.idx_same,
+                                                      batch.correct, unit=req.unit, norm=req.norm, box=req.box,
+                                                      skip=batch.own_index)
+    # both are proven lower bounds (weak duality / screening bounds, rounded down): no shading
+    batch.radius = np.where(batch.correct, np.maximum(batch.radius, solution.radius), 0.0)
+    batch.radius_upper = np.where(batch.correct, solution.radius_upper, 0.0)
     batch.target_index = np.where(solution.target >= 0, solution.target, batch.target_index)
     batch.info.update(exact_seconds=time.perf_counter() - start, programs_solved=int(solution.programs.sum()),
                       cells_screened=int(solution.candidates.sum()))

@@ -54,6 +54,10 @@ class CertifyResult:
         n_features: D, the number of features per point.
         distance_rel_err: how far (relative) a reported distance may be from the real-number one;
             what :meth:`margin_radius` shrinks by to stay sound.
+        radius_upper: (N,) float64 for bound="exact": the upper end of the proven interval
+            [radius, radius_upper] around the exact robust radius, the norm of a verified
+            adversarial example (exact rational check), rounded up; nan where no example was
+            verified, 0 where the query is misclassified. None for the other bounds.
     """
 
     labels: np.ndarray
@@ -76,7 +80,10 @@ class CertifyResult:
     info: dict = field(default_factory=dict)
     n_features: int = 0
     distance_rel_err: float = 0.0
+    radius_upper: np.ndarray | None = None
 
+    # An exact interval counts as closed when its relative gap is at most this.
+    GAP_CLOSED = 1e-6
     # Counters in ``info`` that are not additive across chunks.
     _NOT_SUMMED = ("pivots",)
 
@@ -107,6 +114,32 @@ class CertifyResult:
         norm = self.norm if norm is None else as_norm(norm)
         return margin_radius(self.dist_same, self.dist_other, self.correct, self.metric, norm,
                              self.n_features, self.distance_rel_err)
+
+    def relative_gap(self) -> np.ndarray | None:
+        """(N,) (radius_upper - radius) / radius_upper for bound="exact" (0 where both are 0 or inf,
+        nan where no example was verified); None for the other bounds."""
+        if self.radius_upper is None:
+            return None
+        hi, lo = self.radius_upper, self.radius
+        with np.errstate(divide="ignore", invalid="ignore"):
+            gap = (hi - lo) / hi
+        return np.where((hi == lo) & ~np.isnan(hi), 0.0, gap)
+
+    def gap_summary(self) -> dict:
+        """Gap statistics of the exact intervals over the correctly classified queries with a finite
+        radius: median / max relative gap, points not closed (gap > GAP_CLOSED or no verified
+        example) and points without a verified example. Empty for the other bounds."""
+        gap = self.relative_gap()
+        if gap is None:
+            return {}
+        sel = self.correct & np.isfinite(self.radius)
+        g = gap[sel]
+        found = g[~np.isnan(g)]
+        return {"exact_points": int(sel.sum()),
+                "gap_median": float(np.median(found)) if found.size else float("nan"),
+                "gap_max": float(found.max()) if found.size else float("nan"),
+                "not_closed": int(np.sum(~(g <= self.GAP_CLOSED))),
+                "no_example": int(np.isnan(g).sum())}
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -147,6 +180,12 @@ class CertifyResult:
         ok = self.radius[self.correct]
         if ok.size:
             lines.append(f"  median radius (correct)     {float(np.median(ok)):.4g}")
+        gaps = self.gap_summary()
+        if gaps:
+            lines.append(f"  exact interval [radius, radius_upper]: relative gap median {gaps['gap_median']:.2g}, "
+                         f"max {gaps['gap_max']:.2g}")
+            lines.append(f"  not closed (gap > {self.GAP_CLOSED:g}): {gaps['not_closed']} of {gaps['exact_points']} "
+                         f"points ({gaps['no_example']} without a verified example)")
         lines.append(f"  search time                 {self.seconds:.3f} s")
         return "\n".join(lines)
 
@@ -165,10 +204,13 @@ class CertifyResult:
             "robust_accuracy": {str(e): self.robust_accuracy(e) for e in eps_list},
             "seconds": self.seconds,
             **self.info,
+            **self.gap_summary(),
         }
         if arrays:
             if self.target_index is not None:
                 out["target_index"] = self.target_index.tolist()
+            if self.radius_upper is not None:
+                out["radius_upper"] = [None if not np.isfinite(v) else v for v in self.radius_upper.tolist()]
             for name in _ARRAYS:
                 values = getattr(self, name)
                 # JSON has no inf: an absent neighbour is written as null.
@@ -185,11 +227,12 @@ class CertifyResult:
 
     def to_csv(self, path=None) -> str:
         """One row per query (index, label, pred, correct, dist_same, idx_same, dist_other, idx_other,
-        radius); also written to ``path`` when given."""
+        radius, and radius_upper for bound="exact"); also written to ``path`` when given."""
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(("index",) + _ARRAYS)
-        columns = [getattr(self, name).tolist() for name in _ARRAYS]
+        names = _ARRAYS + (("radius_upper",) if self.radius_upper is not None else ())
+        writer.writerow(("index",) + names)
+        columns = [getattr(self, name).tolist() for name in names]
         for i, row in enumerate(zip(*columns)):
             writer.writerow((i,) + tuple(repr(v) if isinstance(v, float) else v for v in row))
         text = buf.getvalue()

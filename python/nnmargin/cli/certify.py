@@ -127,8 +127,6 @@ def check(args) -> None:
     if args.bound != "margin" and args.metric != "l2":
         raise InputError(f"--bound {args.bound} certifies the l2-metric 1NN: use --metric l2 "
                          f"(with --norm for the perturbation norm)")
-    if args.bound == "exact" and args.leave_one_out:
-        raise InputError("--bound exact does not support --leave-one-out yet")
     if args.box and args.bound != "exact":
         raise InputError("--box applies to --bound exact (the other bounds hold with or without it)")
     if args.bound != "margin" and args.device == "cuda":
