@@ -33,7 +33,7 @@ def crossing_step(x, p, t, norm):
     return step
 
 
-def _first_flip(train64, y, path, box):
+def _first_flip(verify, y, path, box):
     """The point path(s), s in (0, 1], with the smallest s found whose exact 1NN label is not y
     (clipped to the box): a geometric grid first, then three rounds of refinement between the last
     unflipped and the first flipped s. None when no s flips."""
@@ -43,7 +43,7 @@ def _first_flip(train64, y, path, box):
         pts = np.stack([path(s) for s in grid])
         if box is not None:
             pts = np.clip(pts, box[0], box[1])
-        flipped = np.flatnonzero(predict_1nn(train64, pts) != y)
+        flipped = np.flatnonzero(predict_1nn(verify[0], pts, verify[1]) != y)
         if not len(flipped):
             return found
         k = flipped[0]
@@ -62,10 +62,15 @@ class AttackResult:
     target: np.ndarray       # (n,) training index of the other-class point the attack aimed at
 
 
-def attack_points(train64, xs, ys, idx_same, correct, norm="l2", box=None, candidates=3) -> AttackResult:
+def attack_points(train64, xs, ys, idx_same, correct, norm="l2", box=None, candidates=3, verify=None) -> AttackResult:
     """Attack each query towards its `candidates` most threatening other-class points (by bisector
     bound): the minimal bisector crossing scaled up until the prediction flips, and the straight
-    segment towards the point itself; keep the smallest verified adversarial example."""
+    segment towards the point itself; keep the smallest verified adversarial example.
+
+    ``train64`` holds the training points in the queries' units (the attack's geometry);
+    ``verify`` = (raw float64 view, unit) checks each example against the exact data (training point
+    j is raw[j] * unit exactly), default (train64, 1.0)."""
+    verify = (train64, 1.0) if verify is None else verify
     n, d = xs.shape
     res = AttackResult(np.full(n, np.inf), np.full((n, d), np.nan), np.full(n, -1))
     for i in range(n):
@@ -82,7 +87,7 @@ def attack_points(train64, xs, ys, idx_same, correct, norm="l2", box=None, candi
             step = crossing_step(x, p, t, norm)
             paths = [lambda s, st=step: x + st * (s * 64.0), lambda s, t=t: x + s * (t - x)]
             for path in paths:
-                z = _first_flip(train64, y, path, box)
+                z = _first_flip(verify, y, path, box)
                 if z is None:
                     continue
                 dist = float(np.linalg.norm(z - x, ord=NUMPY_ORD[norm]))
@@ -115,4 +120,4 @@ def attack_1nn(x, y, train, *, norm: str = "l2", box=None, candidates: int = 3, 
     cert = certify(x, y, trainset, scale=scale)
     queries = trainset.queries_like(x).astype(np.float64) * unit
     return attack_points(trainset.float64(unit), queries, cert.labels, cert.idx_same, cert.correct, norm, box,
-                         candidates)
+                         candidates, verify=(trainset.float64(1.0), unit))
