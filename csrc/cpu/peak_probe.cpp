@@ -102,6 +102,26 @@ double fp32_diff_fma(double seconds) {
   return measure(body, kChains * kBytes / 4.0, seconds);
 }
 
+// acc += a * b: the GEMM-form float l2 screen (one FMA per lane per pair-dim).
+double fp32_fma(double seconds) {
+  auto body = [](int64_t n) {
+    VecF acc[kChains], a = set1_f(1.0f), b = set1_f(0.999f);
+    for (int c = 0; c < kChains; ++c) acc[c] = set1_f(0.0f);
+    for (int64_t i = 0; i < n; ++i)
+#pragma GCC unroll 12
+      for (int c = 0; c < kChains; ++c) {
+#if defined(__AVX512F__)
+        acc[c] = _mm512_fmadd_ps(a, b, acc[c]);
+#else
+        acc[c] = _mm256_fmadd_ps(a, b, acc[c]);
+#endif
+        NNM_OPAQUE(a);
+      }
+    return fold(acc);
+  };
+  return measure(body, kChains * kBytes / 4.0, seconds);
+}
+
 // acc = max(acc, (a -sat b) | (b -sat a)): the uint8 l-inf step.
 double u8_absmax(double seconds) {
   auto body = [](int64_t n) {
@@ -166,6 +186,34 @@ double u8_dpbusd(double seconds) {
 #endif
 
 #if defined(__AVX512BW__) || (defined(__AVX2__) && !defined(__AVX512F__))
+// The AVX2 uint8 l2 step: two vpmaddubsw (low and high nibble of the query bytes) widened at once
+// by vpmaddwd (x1, x16) into int32, per vector of pair-dims.
+double u8_maddubs_widen(double seconds) {
+  auto body = [](int64_t n) {
+    VecI acc[kChains], lo = set1_i8(3), hi = set1_i8(5), b = set1_i8(-7);
+#if defined(__AVX512BW__)
+    const VecI ones = _mm512_set1_epi16(1), sixteens = _mm512_set1_epi16(16);
+#else
+    const VecI ones = _mm256_set1_epi16(1), sixteens = _mm256_set1_epi16(16);
+#endif
+    for (int c = 0; c < kChains; ++c) acc[c] = set1_i8(0);
+    for (int64_t i = 0; i < n; ++i)
+#pragma GCC unroll 12
+      for (int c = 0; c < kChains; ++c) {
+#if defined(__AVX512BW__)
+        acc[c] = _mm512_add_epi32(acc[c], _mm512_add_epi32(_mm512_madd_epi16(_mm512_maddubs_epi16(lo, b), ones),
+                                                           _mm512_madd_epi16(_mm512_maddubs_epi16(hi, b), sixteens)));
+#else
+        acc[c] = _mm256_add_epi32(acc[c], _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(lo, b), ones),
+                                                           _mm256_madd_epi16(_mm256_maddubs_epi16(hi, b), sixteens)));
+#endif
+        NNM_OPAQUE(lo);
+      }
+    return fold(acc);
+  };
+  return measure(body, kChains * kBytes, seconds);
+}
+
 // The nibble-split uint8 l2 step without VNNI: two vpmaddubsw (low and high nibble of the query
 // bytes) into int16 accumulators per vector of pair-dims; the kernels widen those to int32 only
 // every 8 steps, which this sequence leaves out.
@@ -217,13 +265,13 @@ double scalar_fma(double seconds) {
 std::vector<std::string> peak_sequences() {
   std::vector<std::string> out;
 #if defined(__AVX512F__) || defined(__AVX2__)
-  out.insert(out.end(), {"fp32_diff_fma", "u8_absmax", "u8_sad"});
+  out.insert(out.end(), {"fp32_fma", "fp32_diff_fma", "u8_absmax", "u8_sad"});
 #endif
 #if (defined(__AVX512VNNI__) && defined(__AVX512BW__)) || defined(__AVXVNNI__)
   out.push_back("u8_dpbusd");
 #endif
 #if defined(__AVX512BW__) || (defined(__AVX2__) && !defined(__AVX512F__))
-  out.push_back("u8_maddubs_nibble");
+  out.insert(out.end(), {"u8_maddubs_nibble", "u8_maddubs_widen"});
 #endif
   out.push_back("scalar_fma");
   return out;
@@ -231,6 +279,7 @@ std::vector<std::string> peak_sequences() {
 
 double peak_probe(const std::string& sequence, double seconds) {
 #if defined(__AVX512F__) || defined(__AVX2__)
+  if (sequence == "fp32_fma") return fp32_fma(seconds);
   if (sequence == "fp32_diff_fma") return fp32_diff_fma(seconds);
   if (sequence == "u8_absmax") return u8_absmax(seconds);
   if (sequence == "u8_sad") return u8_sad(seconds);
@@ -240,6 +289,7 @@ double peak_probe(const std::string& sequence, double seconds) {
 #endif
 #if defined(__AVX512BW__) || (defined(__AVX2__) && !defined(__AVX512F__))
   if (sequence == "u8_maddubs_nibble") return u8_maddubs_nibble(seconds);
+  if (sequence == "u8_maddubs_widen") return u8_maddubs_widen(seconds);
 #endif
   if (sequence == "scalar_fma") return scalar_fma(seconds);
   return -1.0;

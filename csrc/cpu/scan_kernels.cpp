@@ -111,8 +111,8 @@ void reduce_tile(const typename Codec::Key* tile, int64_t q0, int64_t j0, const 
 // tiles live in a per-thread buffer between chunks.
 constexpr int64_t kChunkDims = 256;
 static_assert(kChunkDims % 4 == 0, "chunks hold whole 4-byte groups");
-// Nibble paths (no VNNI): dims summed in int16 before widening to int32; 8 steps of 4 dims keep
-// the int16 sums exact (see the AVX2 path).
+// AVX-512 nibble path (no VNNI): dims summed in int16 before widening to int32; 8 steps of 4 dims
+// keep the int16 sums exact.
 constexpr int64_t kWidenDims = 32;
 static_assert(kChunkDims % kWidenDims == 0, "widening blocks tile a chunk");
 
@@ -150,8 +150,11 @@ void dot_u8_tile(const ScanJob& job, int64_t q0, int64_t j0, int64_t k_begin, in
     for (int c = 0; c < 3; ++c) _mm512_storeu_si512(acc_out + r * kTileT + 16 * c, acc[r][c]);
 #elif defined(__AVX512BW__)
   // AVX-512 without VNNI (Skylake-SP): the nibble split of the AVX2 path below on 64-byte vectors
-  // (one group of 16 points x 4 dims per vector), with its periodic widening. Register tile: 4
-  // queries x 48 points, two int16 accumulators (low, high nibble) each: 24 of the 32 registers.
+  // (one group of 16 points x 4 dims per vector). The int16 pair sums (|sum| <= 3840 per step)
+  // accumulate for kWidenDims dims (8 steps: |sum| <= 30720 < 32767, exact) before vpmaddwd widens
+  // them: two instructions per vector of pair-dims instead of five. Register tile: 4 queries x 48
+  // points, two int16 accumulators (low, high nibble) each: 24 of the 32 registers. (On AVX2's 16
+  // registers the same scheme measured slower than the direct widening below.)
   const __m512i ones = _mm512_set1_epi16(1), sixteens = _mm512_set1_epi16(16), low4 = _mm512_set1_epi8(0x0f);
   for (int rb = 0; rb < kTileQ; rb += 4)
     for (int64_t k0 = k_begin; k0 < k_end; k0 += kWidenDims) {
@@ -217,47 +220,37 @@ void dot_u8_tile(const ScanJob& job, int64_t q0, int64_t j0, int64_t k_begin, in
     }
 #elif defined(__AVX2__)
   // No vpdpbusd: vpmaddubsw multiplies unsigned by signed bytes but saturates its int16 pair sums,
-  // so each query byte is split into nibbles (q = 16 hi + lo, both <= 15: a pair sum lies in
-  // [-3840, 3810]). Those int16 sums accumulate for kWidenDims dims (8 steps: |sum| <= 30720 <
-  // 32767, exact), then vpmaddwd by 1 and by 16 widens them into the int32 accumulators: two
-  // instructions per vector of pair-dims instead of five. Register tile: 2 queries x 16 points,
-  // int16 accumulators for each nibble (8 registers); the int32 sums stay in acc_out (L1).
+  // so each query byte is split into nibbles (q = 16 hi + lo, both <= 15: pair sums <= 3840), and
+  // vpmaddwd by 1 and by 16 adds the pairs into exact int32. Register tile: 4 queries x 16 points.
   const __m256i ones = _mm256_set1_epi16(1), sixteens = _mm256_set1_epi16(16), low4 = _mm256_set1_epi8(0x0f);
-  for (int rb = 0; rb < kTileQ; rb += 2)
+  for (int rb = 0; rb < kTileQ; rb += 4)
     for (int g = 0; g < 3; ++g) {
       const int8_t* tg = t + g * group_stride;
       int32_t* out = acc_out + rb * kTileT + g * kGroupT;
-      for (int64_t k0 = k_begin; k0 < k_end; k0 += kWidenDims) {
-        const int64_t k1 = k0 + kWidenDims < k_end ? k0 + kWidenDims : k_end;
-        __m256i lo[2][2], hi[2][2];
+      __m256i acc[4][2];
+#pragma GCC unroll 4
+      for (int r = 0; r < 4; ++r)
 #pragma GCC unroll 2
-        for (int r = 0; r < 2; ++r)
-#pragma GCC unroll 2
-          for (int h = 0; h < 2; ++h) lo[r][h] = hi[r][h] = _mm256_setzero_si256();
-        for (int64_t k = k0; k < k1; k += 4) {
-          const __m256i t0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tg + k * kGroupT));       // points 0-7
-          const __m256i t1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tg + k * kGroupT + 32));  // points 8-15
-#pragma GCC unroll 2
-          for (int r = 0; r < 2; ++r) {
-            int32_t q4;
-            std::memcpy(&q4, q + (rb + r) * dp + k, 4);
-            const __m256i qb = _mm256_set1_epi32(q4);
-            const __m256i q_lo = _mm256_and_si256(qb, low4), q_hi = _mm256_and_si256(_mm256_srli_epi16(qb, 4), low4);
-            lo[r][0] = _mm256_add_epi16(lo[r][0], _mm256_maddubs_epi16(q_lo, t0));
-            lo[r][1] = _mm256_add_epi16(lo[r][1], _mm256_maddubs_epi16(q_lo, t1));
-            hi[r][0] = _mm256_add_epi16(hi[r][0], _mm256_maddubs_epi16(q_hi, t0));
-            hi[r][1] = _mm256_add_epi16(hi[r][1], _mm256_maddubs_epi16(q_hi, t1));
-          }
+        for (int h = 0; h < 2; ++h) acc[r][h] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(out + r * kTileT + 8 * h));
+      for (int64_t k = k_begin; k < k_end; k += 4) {
+        const __m256i t0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tg + k * kGroupT));       // points 0-7
+        const __m256i t1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tg + k * kGroupT + 32));  // points 8-15
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; ++r) {
+          int32_t q4;
+          std::memcpy(&q4, q + (rb + r) * dp + k, 4);
+          const __m256i qb = _mm256_set1_epi32(q4);
+          const __m256i q_lo = _mm256_and_si256(qb, low4), q_hi = _mm256_and_si256(_mm256_srli_epi16(qb, 4), low4);
+          acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(q_lo, t0), ones),
+                                                                   _mm256_madd_epi16(_mm256_maddubs_epi16(q_hi, t0), sixteens)));
+          acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(q_lo, t1), ones),
+                                                                   _mm256_madd_epi16(_mm256_maddubs_epi16(q_hi, t1), sixteens)));
         }
-#pragma GCC unroll 2
-        for (int r = 0; r < 2; ++r)
-#pragma GCC unroll 2
-          for (int h = 0; h < 2; ++h) {
-            __m256i* dst = reinterpret_cast<__m256i*>(out + r * kTileT + 8 * h);
-            const __m256i wide = _mm256_add_epi32(_mm256_madd_epi16(lo[r][h], ones), _mm256_madd_epi16(hi[r][h], sixteens));
-            _mm256_storeu_si256(dst, _mm256_add_epi32(_mm256_loadu_si256(dst), wide));
-          }
       }
+#pragma GCC unroll 4
+      for (int r = 0; r < 4; ++r)
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; ++h) _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * kTileT + 8 * h), acc[r][h]);
     }
 #else
   // SSE2 / NEON / any target: int16-widened multiply-add, register-blocked (portable_kernels.h).
