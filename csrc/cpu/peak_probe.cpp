@@ -71,171 +71,81 @@ using VecF = __m512;
 constexpr int kBytes = 64;
 inline VecI set1_i8(int v) { return _mm512_set1_epi8(static_cast<char>(v)); }
 inline VecF set1_f(float v) { return _mm512_set1_ps(v); }
+#define NNM_V(op) _mm512_##op
+#define NNM_OR _mm512_or_si512
 #elif defined(__AVX2__)
 using VecI = __m256i;
 using VecF = __m256;
 constexpr int kBytes = 32;
 inline VecI set1_i8(int v) { return _mm256_set1_epi8(static_cast<char>(v)); }
 inline VecF set1_f(float v) { return _mm256_set1_ps(v); }
+#define NNM_V(op) _mm256_##op
+#define NNM_OR _mm256_or_si256
 #endif
 
 #if defined(__AVX512F__) || defined(__AVX2__)
-// d = a - b; acc += d * d: the float kernels' step (one sub + one FMA per lane).
-double fp32_diff_fma(double seconds) {
-  auto body = [](int64_t n) {
-    VecF acc[kChains], a = set1_f(1.0f), b = set1_f(0.999f);
-    for (int c = 0; c < kChains; ++c) acc[c] = set1_f(0.0f);
+// kChains independent chains acc = step(acc, a, b), `a` opaque at every step so nothing is hoisted;
+// one step covers `pair_dims` pair-dims.
+template <class V, class Step>
+double chain_probe(V a, V b, V zero, double pair_dims, double seconds, Step step) {
+  auto body = [&](int64_t n) {
+    V acc[kChains];
+    for (int c = 0; c < kChains; ++c) acc[c] = zero;
     for (int64_t i = 0; i < n; ++i)
 #pragma GCC unroll 12
       for (int c = 0; c < kChains; ++c) {
-#if defined(__AVX512F__)
-        const VecF d = _mm512_sub_ps(a, b);
-        acc[c] = _mm512_fmadd_ps(d, d, acc[c]);
-#else
-        const VecF d = _mm256_sub_ps(a, b);
-        acc[c] = _mm256_fmadd_ps(d, d, acc[c]);
-#endif
-        NNM_OPAQUE(a);  // so the difference is not hoisted
-      }
-    return fold(acc);
-  };
-  return measure(body, kChains * kBytes / 4.0, seconds);
-}
-
-// acc += a * b: the GEMM-form float l2 screen (one FMA per lane per pair-dim).
-double fp32_fma(double seconds) {
-  auto body = [](int64_t n) {
-    VecF acc[kChains], a = set1_f(1.0f), b = set1_f(0.999f);
-    for (int c = 0; c < kChains; ++c) acc[c] = set1_f(0.0f);
-    for (int64_t i = 0; i < n; ++i)
-#pragma GCC unroll 12
-      for (int c = 0; c < kChains; ++c) {
-#if defined(__AVX512F__)
-        acc[c] = _mm512_fmadd_ps(a, b, acc[c]);
-#else
-        acc[c] = _mm256_fmadd_ps(a, b, acc[c]);
-#endif
+        acc[c] = step(acc[c], a, b);
         NNM_OPAQUE(a);
       }
     return fold(acc);
   };
-  return measure(body, kChains * kBytes / 4.0, seconds);
+  return measure(body, kChains * pair_dims, seconds);
 }
 
-// acc = max(acc, (a -sat b) | (b -sat a)): the uint8 l-inf step.
-double u8_absmax(double seconds) {
-  auto body = [](int64_t n) {
-    VecI acc[kChains], a = set1_i8(3), b = set1_i8(200);
-    for (int c = 0; c < kChains; ++c) acc[c] = set1_i8(0);
-    for (int64_t i = 0; i < n; ++i)
-#pragma GCC unroll 12
-      for (int c = 0; c < kChains; ++c) {
-#if defined(__AVX512BW__)
-        acc[c] = _mm512_max_epu8(acc[c], _mm512_or_si512(_mm512_subs_epu8(a, b), _mm512_subs_epu8(b, a)));
-#elif defined(__AVX2__) && !defined(__AVX512F__)
-        acc[c] = _mm256_max_epu8(acc[c], _mm256_or_si256(_mm256_subs_epu8(a, b), _mm256_subs_epu8(b, a)));
-#endif
-        NNM_OPAQUE(a);
-      }
-    return fold(acc);
-  };
-  return measure(body, kChains * kBytes, seconds);
+double float_probe(double seconds, bool with_difference) {
+  const VecF a = set1_f(1.0f), b = set1_f(0.999f);
+  if (with_difference)  // d = a - b; acc += d * d: the direct-difference float kernels
+    return chain_probe(a, b, set1_f(0.0f), kBytes / 4.0, seconds, [](VecF acc, VecF x, VecF y) {
+      const VecF d = NNM_V(sub_ps)(x, y);
+      return NNM_V(fmadd_ps)(d, d, acc);
+    });
+  return chain_probe(a, b, set1_f(0.0f), kBytes / 4.0, seconds,  // acc += a * b: the GEMM-form screen
+                     [](VecF acc, VecF x, VecF y) { return NNM_V(fmadd_ps)(x, y, acc); });
 }
 
-// acc += sad(a, b): the uint8 l1 step.
-double u8_sad(double seconds) {
-  auto body = [](int64_t n) {
-    VecI acc[kChains], a = set1_i8(3), b = set1_i8(200);
-    for (int c = 0; c < kChains; ++c) acc[c] = set1_i8(0);
-    for (int64_t i = 0; i < n; ++i)
-#pragma GCC unroll 12
-      for (int c = 0; c < kChains; ++c) {
-#if defined(__AVX512BW__)
-        acc[c] = _mm512_add_epi64(acc[c], _mm512_sad_epu8(a, b));
-#elif defined(__AVX2__) && !defined(__AVX512F__)
-        acc[c] = _mm256_add_epi64(acc[c], _mm256_sad_epu8(a, b));
-#endif
-        NNM_OPAQUE(a);
-      }
-    return fold(acc);
-  };
-  return measure(body, kChains * kBytes, seconds);
-}
-#endif
-
+double int_probe(const std::string& sequence, double seconds) {
+  const VecI a = set1_i8(3), b = set1_i8(-7), zero = set1_i8(0);
+  const double pd = kBytes;  // every integer step covers one vector of byte pair-dims
+  if (sequence == "u8_absmax")  // acc = max(acc, (a -sat b) | (b -sat a)): uint8 l-inf
+    return chain_probe(a, b, zero, pd, seconds, [](VecI acc, VecI x, VecI y) {
+      return NNM_V(max_epu8)(acc, NNM_OR(NNM_V(subs_epu8)(x, y), NNM_V(subs_epu8)(y, x)));
+    });
+  if (sequence == "u8_sad")  // acc += sad(a, b): uint8 l1
+    return chain_probe(a, b, zero, pd, seconds,
+                       [](VecI acc, VecI x, VecI y) { return NNM_V(add_epi64)(acc, NNM_V(sad_epu8)(x, y)); });
 #if (defined(__AVX512VNNI__) && defined(__AVX512BW__)) || defined(__AVXVNNI__)
-// acc += dpbusd(q, t): 4 uint8 x int8 products per 32-bit lane, the VNNI uint8 l2 step.
-double u8_dpbusd(double seconds) {
-  auto body = [](int64_t n) {
-    VecI acc[kChains], a = set1_i8(3), b = set1_i8(-7);
-    for (int c = 0; c < kChains; ++c) acc[c] = set1_i8(0);
-    for (int64_t i = 0; i < n; ++i)
-#pragma GCC unroll 12
-      for (int c = 0; c < kChains; ++c) {
+  if (sequence == "u8_dpbusd")  // acc += dpbusd(q, t): the VNNI uint8 l2 step
+    return chain_probe(a, b, zero, pd, seconds, [](VecI acc, VecI x, VecI y) {
 #if defined(__AVX512VNNI__) && defined(__AVX512BW__)
-        acc[c] = _mm512_dpbusd_epi32(acc[c], a, b);
+      return _mm512_dpbusd_epi32(acc, x, y);
 #else
-        acc[c] = _mm256_dpbusd_avx_epi32(acc[c], a, b);
+      return _mm256_dpbusd_avx_epi32(acc, x, y);
 #endif
-        NNM_OPAQUE(a);
-      }
-    return fold(acc);
-  };
-  return measure(body, kChains * kBytes, seconds);
-}
+    });
 #endif
-
-#if defined(__AVX512BW__) || (defined(__AVX2__) && !defined(__AVX512F__))
-// The AVX2 uint8 l2 step: two vpmaddubsw (low and high nibble of the query bytes) widened at once
-// by vpmaddwd (x1, x16) into int32, per vector of pair-dims.
-double u8_maddubs_widen(double seconds) {
-  auto body = [](int64_t n) {
-    VecI acc[kChains], lo = set1_i8(3), hi = set1_i8(5), b = set1_i8(-7);
-#if defined(__AVX512BW__)
-    const VecI ones = _mm512_set1_epi16(1), sixteens = _mm512_set1_epi16(16);
-#else
-    const VecI ones = _mm256_set1_epi16(1), sixteens = _mm256_set1_epi16(16);
-#endif
-    for (int c = 0; c < kChains; ++c) acc[c] = set1_i8(0);
-    for (int64_t i = 0; i < n; ++i)
-#pragma GCC unroll 12
-      for (int c = 0; c < kChains; ++c) {
-#if defined(__AVX512BW__)
-        acc[c] = _mm512_add_epi32(acc[c], _mm512_add_epi32(_mm512_madd_epi16(_mm512_maddubs_epi16(lo, b), ones),
-                                                           _mm512_madd_epi16(_mm512_maddubs_epi16(hi, b), sixteens)));
-#else
-        acc[c] = _mm256_add_epi32(acc[c], _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(lo, b), ones),
-                                                           _mm256_madd_epi16(_mm256_maddubs_epi16(hi, b), sixteens)));
-#endif
-        NNM_OPAQUE(lo);
-      }
-    return fold(acc);
-  };
-  return measure(body, kChains * kBytes, seconds);
-}
-
-// The nibble-split uint8 l2 step without VNNI: two vpmaddubsw (low and high nibble of the query
-// bytes) into int16 accumulators per vector of pair-dims; the kernels widen those to int32 only
-// every 8 steps, which this sequence leaves out.
-double u8_maddubs_nibble(double seconds) {
-  auto body = [](int64_t n) {
-    VecI acc[kChains], lo = set1_i8(3), hi = set1_i8(5), b = set1_i8(-7);
-    for (int c = 0; c < kChains; ++c) acc[c] = set1_i8(0);
-    for (int64_t i = 0; i < n; ++i)
-#pragma GCC unroll 6
-      for (int c = 0; c < kChains; c += 2) {
-#if defined(__AVX512BW__)
-        acc[c] = _mm512_add_epi16(acc[c], _mm512_maddubs_epi16(lo, b));
-        acc[c + 1] = _mm512_add_epi16(acc[c + 1], _mm512_maddubs_epi16(hi, b));
-#else
-        acc[c] = _mm256_add_epi16(acc[c], _mm256_maddubs_epi16(lo, b));
-        acc[c + 1] = _mm256_add_epi16(acc[c + 1], _mm256_maddubs_epi16(hi, b));
-#endif
-        NNM_OPAQUE(lo);
-      }
-    return fold(acc);
-  };
-  return measure(body, kChains / 2 * kBytes, seconds);
+  // Without VNNI, two vpmaddubsw per vector (low and high nibble of the query bytes):
+  if (sequence == "u8_maddubs_nibble")  // int16 sums, widened only every 8 steps (AVX-512 path)
+    return chain_probe(a, b, zero, pd, seconds, [](VecI acc, VecI x, VecI y) {
+      return NNM_V(add_epi16)(NNM_V(add_epi16)(acc, NNM_V(maddubs_epi16)(x, y)), NNM_V(maddubs_epi16)(y, x));
+    });
+  if (sequence == "u8_maddubs_widen") {  // widened at once by vpmaddwd x1, x16 (AVX2 path)
+    const VecI ones = NNM_V(set1_epi16)(1), sixteens = NNM_V(set1_epi16)(16);
+    return chain_probe(a, b, zero, pd, seconds, [&](VecI acc, VecI x, VecI y) {
+      return NNM_V(add_epi32)(acc, NNM_V(add_epi32)(NNM_V(madd_epi16)(NNM_V(maddubs_epi16)(x, y), ones),
+                                                    NNM_V(madd_epi16)(NNM_V(maddubs_epi16)(y, x), sixteens)));
+    });
+  }
+  return -1.0;
 }
 #endif
 
@@ -265,34 +175,23 @@ double scalar_fma(double seconds) {
 std::vector<std::string> peak_sequences() {
   std::vector<std::string> out;
 #if defined(__AVX512F__) || defined(__AVX2__)
-  out.insert(out.end(), {"fp32_fma", "fp32_diff_fma", "u8_absmax", "u8_sad"});
+  out.insert(out.end(), {"fp32_fma", "fp32_diff_fma", "u8_absmax", "u8_sad", "u8_maddubs_nibble", "u8_maddubs_widen"});
 #endif
 #if (defined(__AVX512VNNI__) && defined(__AVX512BW__)) || defined(__AVXVNNI__)
   out.push_back("u8_dpbusd");
-#endif
-#if defined(__AVX512BW__) || (defined(__AVX2__) && !defined(__AVX512F__))
-  out.insert(out.end(), {"u8_maddubs_nibble", "u8_maddubs_widen"});
 #endif
   out.push_back("scalar_fma");
   return out;
 }
 
 double peak_probe(const std::string& sequence, double seconds) {
-#if defined(__AVX512F__) || defined(__AVX2__)
-  if (sequence == "fp32_fma") return fp32_fma(seconds);
-  if (sequence == "fp32_diff_fma") return fp32_diff_fma(seconds);
-  if (sequence == "u8_absmax") return u8_absmax(seconds);
-  if (sequence == "u8_sad") return u8_sad(seconds);
-#endif
-#if (defined(__AVX512VNNI__) && defined(__AVX512BW__)) || defined(__AVXVNNI__)
-  if (sequence == "u8_dpbusd") return u8_dpbusd(seconds);
-#endif
-#if defined(__AVX512BW__) || (defined(__AVX2__) && !defined(__AVX512F__))
-  if (sequence == "u8_maddubs_nibble") return u8_maddubs_nibble(seconds);
-  if (sequence == "u8_maddubs_widen") return u8_maddubs_widen(seconds);
-#endif
   if (sequence == "scalar_fma") return scalar_fma(seconds);
+#if defined(__AVX512F__) || defined(__AVX2__)
+  if (sequence == "fp32_fma" || sequence == "fp32_diff_fma") return float_probe(seconds, sequence == "fp32_diff_fma");
+  return int_probe(sequence, seconds);
+#else
   return -1.0;
+#endif
 }
 
 }  // namespace nnm::cpu::NNM_ISA
