@@ -76,7 +76,7 @@ def test_plot_curves_are_the_margin_bound_in_every_norm_plus_the_run_s_bound():
     "argv, message",
     [
         (["certify", "--bound", "bisector", "--metric", "l1"], "--metric l2"),
-        (["certify", "--bound", "exact", "--split", "train", "--leave-one-out"], "leave-one-out"),
+        (["certify", "--bound", "exact", "--scheduler", "local"], "one machine"),
         (["certify", "--box"], "--box applies to --bound exact"),
     ],
 )
