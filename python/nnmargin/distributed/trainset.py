@@ -18,6 +18,12 @@ from .._validate import as_labels, float_dtype_for, to_numpy
 from ..trainset import TrainSetBase
 from . import _shard
 
+# Client-side arrays (training shards, queries) travel inside their tasks on purpose: that is what
+# lets Dask rebuild them when a worker dies (see _embedded). Dask warns about such large tasks from
+# its own event-loop thread, where a local catch_warnings cannot reach, so the one message is
+# silenced here for the process.
+warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
+
 
 def _default_client():
     from distributed import default_client
@@ -184,12 +190,9 @@ class TrainSet(TrainSetBase):
 
 def _embedded(client, array):
     """A future of ``array`` whose data travels inside its task: unlike scattered data, Dask can
-    recompute it when the worker holding it dies. (Dask warns about such large tasks; here that is
-    the point, so the warning is silenced. Data that does not fit the client belongs in files or
-    a dask.array read on the workers.)"""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
-        return client.submit(np.array, array, pure=False)
+    recompute it when the worker holding it dies. (Data that does not fit the client belongs in
+    files or a dask.array read on the workers.)"""
+    return client.submit(np.array, array, pure=False)
 
 
 def _wait_for(futures) -> None:
