@@ -1,0 +1,64 @@
+"""Single-thread GOP/s of every CPU kernel variant on this machine, each with the % of its inner
+instruction sequence's single-core peak. Writes benchmarks/results/cpu_variants_1thread.{md,json}:
+
+    python benchmarks/bench_variants.py
+"""
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import nnmargin
+import nnmargin._core as core
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import cpu_model  # noqa: E402
+from peaks import kernel_sequence  # noqa: E402
+
+OUT = Path(__file__).resolve().parent / "results"
+rng = np.random.default_rng(0)
+
+
+def best_of(repeats, fn) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+cases = [("uint8", "l2", (256, 8000, 3072)), ("uint8", "l1", (128, 4000, 3072)), ("uint8", "linf", (128, 4000, 3072)),
+         ("float32", "l2", (256, 8000, 512))]
+data = {}
+for dtype, metric, (n, m, d) in cases:
+    if dtype == "uint8":
+        t = rng.integers(0, 256, (m, d)).astype(np.uint8); x = rng.integers(0, 256, (n, d)).astype(np.uint8)
+    else:
+        t = rng.normal(size=(m, d)).astype(np.float32); x = rng.normal(size=(n, d)).astype(np.float32)
+    ty, y = rng.integers(0, 10, m), rng.integers(0, 10, n)
+    ts = nnmargin.TrainSet(t, ty); ts.prepared(metric)
+    data[(dtype, metric)] = (x, y, ts, 2.0 * n * m * d)
+rows = []
+for isa in core.cpu_isas():
+    for (dtype, metric), (x, y, ts, ops) in data.items():
+        nnmargin.certify(x[:8], y[:8], ts, metric=metric, isa=isa, num_threads=1)
+        best = best_of(3, lambda: nnmargin.certify(x, y, ts, metric=metric, isa=isa, num_threads=1))
+        g = ops / best / 1e9
+        seq = kernel_sequence(isa, dtype, metric)
+        peak = max(core.peak_probe(isa, seq, 0.1) for _ in range(3)) if seq else None
+        rows.append({"isa": isa, "kernel": f"{dtype} {metric}", "gops_1_thread": g, "sequence": seq, "sequence_peak": peak,
+                     "percent_of_peak": 100 * g / peak if peak else None})
+        print(rows[-1], flush=True)
+lines = ["# Kernel variants, one thread", "", "`python " + " ".join(sys.argv) + "` (one thread; single runs on a 2-core machine whose other core may be busy)", "",
+         f"CPU: {cpu_model()}", "", "GOP/s = 2 N M D / s; sizes: uint8 l2 256 x 8000 x 3072, l1 / l-inf 128 x 4000 x 3072, "
+         "float32 l2 256 x 8000 x 512, 10 classes, random data; best of 3. Peak = the single-core GOP/s of the kernel's inner "
+         "sequence run from registers (`nnmargin._core.peak_probe`, best of 3).", "",
+         "| variant | kernel | GOP/s | % of peak | sequence (peak GOP/s) |", "| --- | --- | ---: | ---: | --- |"]
+for r in rows:
+    lines.append(f"| {r['isa']} | {r['kernel']} | {r['gops_1_thread']:.0f} | " + (f"{r['percent_of_peak']:.0f} %" if r['percent_of_peak'] else "") +
+                 f" | {r['sequence'] or ''}" + (f" ({r['sequence_peak']:.0f})" if r['sequence_peak'] else "") + " |")
+(OUT / "cpu_variants_1thread.md").open("w").write("\n".join(lines) + "\n")
+json.dump({"cpu": cpu_model(), "rows": rows}, (OUT / "cpu_variants_1thread.json").open("w"), indent=1)
