@@ -22,10 +22,11 @@ from typing import Optional, Sequence
 
 from .. import __version__
 from .._errors import InputError
-from . import certify, experiment, info, report, separation
+from . import certify, experiment, info, lipschitz, report, separation
 from ._common import PROG, Parser, missing_dependency
 
-COMMANDS = (certify.COMMAND, info.COMMAND, experiment.COMMAND, report.COMMAND, separation.COMMAND)
+COMMANDS = (certify.COMMAND, info.COMMAND, experiment.COMMAND, report.COMMAND, separation.COMMAND,
+            lipschitz.COMMAND)
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
