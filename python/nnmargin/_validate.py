@@ -17,7 +17,7 @@ _F32_SAFE = (1e-15, 1e15)
 _F64_SAFE = (1e-140, 1e140)
 
 
-def _is_torch_tensor(x) -> bool:
+def is_torch_tensor(x) -> bool:
     return type(x).__module__.split(".")[0] == "torch" and hasattr(x, "detach")
 
 
@@ -26,7 +26,7 @@ def to_numpy(x, name: str) -> np.ndarray:
     needed. GPU arrays are copied to the host: the search reads host memory in this version."""
     if isinstance(x, np.ndarray):
         return x
-    if _is_torch_tensor(x):
+    if is_torch_tensor(x):
         if x.device.type != "cpu":
             return x.detach().cpu().numpy()
         return x.detach().numpy()  # shares memory with the tensor

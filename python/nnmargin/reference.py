@@ -73,9 +73,7 @@ def nearest_same_other(x, y, t, ty, metric: str = "l2", leave_one_out: bool = Fa
     for mask in (same & allowed, ~same & allowed):
         masked = np.where(mask, dist, np.inf)
         idx = masked.argmin(axis=1) if masked.shape[1] else np.zeros(len(x), dtype=np.int64)
-        has = mask.any(axis=1)
-        out += [np.where(has, masked[np.arange(len(x)), idx] if len(x) else masked[:, :0].sum(1), np.inf),
-                np.where(has, idx, -1).astype(np.int64)]
+        out += [masked.min(axis=1, initial=np.inf), np.where(mask.any(axis=1), idx, -1).astype(np.int64)]
     return tuple(out)
 
 

@@ -14,17 +14,22 @@ import numpy as np
 from . import _core
 from ._errors import InputError, InputTypeError
 from ._names import DUAL_NORM, as_metric, metric_code
-from ._validate import as_labels, as_points, safe_float_dtype, to_numpy
+from ._validate import as_labels, as_points, is_torch_tensor, safe_float_dtype
+
+
+def _may_alias(arr: np.ndarray, source) -> bool:
+    """Whether ``arr`` may share memory with the caller's ``source`` (unknown array-likes: yes)."""
+    if isinstance(source, np.ndarray):
+        return np.may_share_memory(arr, source)
+    if is_torch_tensor(source):
+        return source.device.type == "cpu" and np.may_share_memory(arr, source.detach().numpy())
+    return not isinstance(source, (list, tuple))  # lists are always converted into a fresh array
 
 
 def _private_copy(arr: np.ndarray, source) -> np.ndarray:
-    """``arr`` as a read-only array no one else can write: copied when it may share memory with the
-    caller's ``source``."""
-    try:
-        shared = np.may_share_memory(arr, to_numpy(source, "x"))
-    except Exception:  # a source numpy cannot view (lists, ...) was converted into a fresh array
-        shared = False
-    if shared or not arr.flags.owndata:
+    """``arr`` as a read-only array no one else can write: copied only when it may share memory with
+    the caller's ``source``."""
+    if _may_alias(arr, source):
         arr = arr.copy()
     arr.flags.writeable = False
     return arr
