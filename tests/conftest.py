@@ -3,8 +3,16 @@ when a GPU and a CUDA build are present (skipped cleanly otherwise)."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import settings
 
 import nnmargin
+
+# Property tests run the same examples on every run (CI must not fail on a draw no one can replay);
+# `pytest --hypothesis-profile=explore` searches fresh random examples, and any failure it finds
+# belongs in the test as an @example.
+settings.register_profile("default", derandomize=True, print_blob=True)
+settings.register_profile("explore", derandomize=False, max_examples=200, print_blob=True)
+settings.load_profile("default")
 
 BACKENDS = [pytest.param(("cpu", isa), id=f"cpu-{isa}") for isa in nnmargin.cpu_isas()] + [
     pytest.param(
