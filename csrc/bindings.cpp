@@ -36,6 +36,23 @@ void require_matrix(const py::array& a, const char* name) {
 using IntArray = py::array_t<int32_t, py::array::c_style | py::array::forcecast>;
 using IndexArray = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
 
+// Shared checks of a query matrix against the prepared training points, and the skip indices.
+void require_queries(const nnm::cpu::TrainLayout& layout, const py::array& queries) {
+  require_matrix(queries, "queries");
+  if (dtype_of(queries) != layout.dtype) throw py::type_error("queries and training points differ in dtype");
+  if (queries.shape(1) != layout.dim) throw std::invalid_argument("queries and training points differ in features");
+}
+
+IndexArray skip_indices(const py::object& skip, int64_t n) {
+  IndexArray skip_index;
+  if (!skip.is_none()) {
+    skip_index = skip.cast<IndexArray>();
+    if (skip_index.ndim() != 1 || skip_index.shape(0) != n)
+      throw std::invalid_argument("need one leave-one-out index per query");
+  }
+  return skip_index;
+}
+
 nnm::PreparedTrain prepare_train(const py::array& x, const IntArray& class_id, nnm::Metric metric) {
   require_matrix(x, "training points");
   if (class_id.ndim() != 1 || class_id.shape(0) != x.shape(0))
@@ -48,17 +65,10 @@ nnm::PreparedTrain prepare_train(const py::array& x, const IntArray& class_id, n
 py::tuple search(const nnm::PreparedTrain& train, const py::array& queries, const IntArray& query_class,
                  const py::object& skip, const std::string& device, const std::string& isa, int num_threads) {
   const nnm::cpu::TrainLayout& layout = *train.layout;
-  require_matrix(queries, "queries");
-  if (dtype_of(queries) != layout.dtype) throw py::type_error("queries and training points differ in dtype");
-  if (queries.shape(1) != layout.dim) throw std::invalid_argument("queries and training points differ in features");
+  require_queries(layout, queries);
   const int64_t n = queries.shape(0);
   if (query_class.ndim() != 1 || query_class.shape(0) != n) throw std::invalid_argument("need one class per query");
-  IndexArray skip_index;
-  if (!skip.is_none()) {
-    skip_index = skip.cast<IndexArray>();
-    if (skip_index.ndim() != 1 || skip_index.shape(0) != n)
-      throw std::invalid_argument("need one leave-one-out index per query");
-  }
+  const IndexArray skip_index = skip_indices(skip, n);
   py::array_t<double> value_same(n), value_other(n);
   py::array_t<int64_t> index_same(n), index_other(n);
   nnm::SearchOutput out{value_same.mutable_data(), index_same.mutable_data(), value_other.mutable_data(),
@@ -70,6 +80,24 @@ py::tuple search(const nnm::PreparedTrain& train, const py::array& queries, cons
                 options, out);
   }
   return py::make_tuple(value_same, index_same, value_other, index_other);
+}
+
+py::tuple search_topk(const nnm::PreparedTrain& train, const py::array& queries, int k, const py::object& skip,
+                      const std::string& isa, int num_threads) {
+  const nnm::cpu::TrainLayout& layout = *train.layout;
+  require_queries(layout, queries);
+  if (k < 1) throw std::invalid_argument("k must be at least 1");
+  const int64_t n = queries.shape(0), nc = layout.n_classes;
+  const IndexArray skip_index = skip_indices(skip, n);
+  py::array_t<double> value({n, nc, static_cast<int64_t>(k)});
+  py::array_t<int64_t> index({n, nc, static_cast<int64_t>(k)});
+  nnm::cpu::TopkOutput out{value.mutable_data(), index.mutable_data()};
+  nnm::SearchOptions options{"cpu", isa, num_threads};
+  {
+    py::gil_scoped_release release;
+    nnm::search_topk(train, queries.data(), n, skip.is_none() ? nullptr : skip_index.data(), k, options, out);
+  }
+  return py::make_tuple(value, index);
 }
 
 py::tuple bisector(const nnm::PreparedTrain& l2, const nnm::PreparedTrain& dual, const py::array& queries,
@@ -124,6 +152,10 @@ PYBIND11_MODULE(_core, m) {
         py::arg("device") = "cpu", py::arg("isa") = "auto", py::arg("num_threads") = 0,
         "Nearest same-class and other-class training point of each query: "
         "(value_same, index_same, value_other, index_other), each (n,).");
+  m.def("search_topk", &search_topk, py::arg("train"), py::arg("queries"), py::arg("k"), py::arg("skip") = py::none(),
+        py::arg("isa") = "auto", py::arg("num_threads") = 0,
+        "The k nearest training points of every class for each query: (value, index), each "
+        "(n, n_classes, k), ascending by (value, index); +inf / -1 where a class has fewer than k points.");
   m.def("bisector", &bisector, py::arg("l2"), py::arg("dual"), py::arg("queries"), py::arg("query_class"),
         py::arg("pivots"), py::arg("pivot_sq_dist"), py::arg("isa") = "auto", py::arg("num_threads") = 0,
         "Bisector lower bound of the l2-1NN robust radius: (bound (n,), index (n,)) in kernel units.");

@@ -35,6 +35,17 @@ void search(const PreparedTrain& train, const void* queries, int64_t n, const in
   }
 }
 
+void search_topk(const PreparedTrain& train, const void* queries, int64_t n, const int64_t* skip_index, int k,
+                 const SearchOptions& options, cpu::TopkOutput out) {
+  const cpu::TrainLayout& layout = *train.layout;
+  if (skip_index)
+    for (int64_t i = 0; i < n; ++i)
+      if (skip_index[i] >= layout.m) throw std::invalid_argument("leave-one-out index out of range");
+  if (options.device != "cpu")
+    throw std::invalid_argument("the per-class top-k search runs on the CPU only in this version (device='cpu')");
+  cpu::search_topk(layout, cpu::kernel_table_for(options.isa), queries, n, skip_index, k, options.num_threads, out);
+}
+
 void bisector(const PreparedTrain& l2, const PreparedTrain& dual, const void* queries, int64_t n,
               const int32_t* query_class, const void* pivots, const double* pivot_sq_dist, int n_pivots,
               const SearchOptions& options, cpu::BisectorOutput out) {

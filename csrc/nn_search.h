@@ -8,6 +8,7 @@
 #include "cpu/bisector_driver.h"
 #include "cpu/scan_common.h"
 #include "cpu/scan_driver.h"
+#include "cpu/topk_driver.h"
 #include "cpu/train_layout.h"
 
 namespace nnm {
@@ -33,6 +34,10 @@ struct SearchOptions {
 // queries: (n, dim) row-major in the training dtype; see cpu::search for the outputs.
 void search(const PreparedTrain& train, const void* queries, int64_t n, const int32_t* query_class,
             const int64_t* skip_index, const SearchOptions& options, SearchOutput out);
+
+// For every query, the k nearest training points of every class (see cpu::search_topk). CPU only.
+void search_topk(const PreparedTrain& train, const void* queries, int64_t n, const int64_t* skip_index, int k,
+                 const SearchOptions& options, cpu::TopkOutput out);
 
 // Bisector lower bound of the l2-metric 1NN's robust radius (see cpu/bisector_driver.h). `l2` and
 // `dual` are layouts of the same training points for metric l2 and for the dual norm's metric.

@@ -29,7 +29,8 @@ enum DType : int { kU8 = 0, kF32 = 1, kF64 = 2 };
 
 struct CandidateSink;
 // Called by a kernel for a training point (sorted position `pos`) whose screened key is within the
-// candidate threshold of query `query` (index local to the job) in `category` (0 same, 1 other class).
+// candidate threshold of query `query` (index local to the job) in `category` (0 same, 1 other class;
+// for top-K jobs, the point's class id).
 using PushFn = void (*)(CandidateSink* sink, int64_t query, int category, int64_t pos, uint64_t key);
 struct CandidateSink {
   PushFn push;
@@ -70,6 +71,11 @@ struct ScanJob {
   double gemm_abs;          // absolute slack for underflow
   double direct_gamma;      // fallback tiles (direct differences): relative gamma ...
   double direct_alpha;      // ... and absolute slack, as screening_slack
+  // Per-class top-K search (topk_driver.cpp); left null by every other job. The kernel pushes every
+  // point whose key is <= class_thr[i * n_classes + its class] (category = the class id); the sink
+  // keeps the K best per (query, class) and lowers the threshold as it fills.
+  const uint64_t* class_thr;  // (n_q, n_classes) screening threshold keys, all-ones while not full
+  int32_t n_classes;
 };
 
 using ScanFn = void (*)(const ScanJob& job);
@@ -94,10 +100,12 @@ struct BisectorJob {
 };
 using BisectFn = void (*)(const BisectorJob& job);
 
-// One instruction-set variant: scan[dtype][metric], bisect[dtype][dual norm metric].
+// One instruction-set variant: scan[dtype][metric] (nearest same/other), topk[dtype][metric] (per-class
+// candidates for the K nearest, ScanJob::class_thr), bisect[dtype][dual norm metric].
 struct KernelTable {
   const char* isa;
   ScanFn scan[3][3];
+  ScanFn topk[3][3];
   BisectFn bisect[3][3];
 };
 

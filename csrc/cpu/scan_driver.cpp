@@ -13,6 +13,7 @@
 #include <omp.h>
 #endif
 
+#include "exact_recheck.h"
 #include "key_codec.h"
 #include "task_grid.h"
 
@@ -29,25 +30,6 @@ double screening_gamma(DType dtype, Metric metric, int64_t dim) {
   return n * u / (1.0 - n * u);
 }
 
-namespace {
-
-constexpr double kInf = std::numeric_limits<double>::infinity();
-constexpr size_t kCollapseAt = 64;  // pending candidates per (query, class) before an exact re-check
-
-// Float64 distance between an original query row and a training row (same dtype), in the
-// metric's reported form (squared for l2). Sequential order: every candidate gets the same treatment.
-template <class T>
-double exact_distance(const T* q, const T* t, int64_t dim, Metric metric) {
-  double s = 0.0;
-  for (int64_t k = 0; k < dim; ++k) {
-    const double d = static_cast<double>(q[k]) - static_cast<double>(t[k]);
-    if (metric == kL2) s += d * d;
-    else if (metric == kL1) s += std::fabs(d);
-    else s = std::max(s, std::fabs(d));
-  }
-  return s;
-}
-
 void screening_slack(DType dtype, Metric metric, int64_t dim, double* rho, double* alpha) {
   if (dtype == kU8) {
     *rho = 1.0;
@@ -61,16 +43,10 @@ void screening_slack(DType dtype, Metric metric, int64_t dim, double* rho, doubl
   *alpha = 4.0 * (static_cast<double>(dim) + 1.0) * tiny;  // underflow of tiny terms
 }
 
-struct Champion {
-  double value = kInf;
-  int64_t index = -1;  // original training index
-  void offer(double v, int64_t idx) {
-    if (v < value || (v == value && idx < index)) {
-      value = v;
-      index = idx;
-    }
-  }
-};
+namespace {
+
+constexpr double kInf = kInfDistance;
+constexpr size_t kCollapseAt = 64;  // pending candidates per (query, class) before an exact re-check
 
 // Collects candidates of one task (a block of queries against a range of training points) and keeps,
 // per (query, class), the exact champion of what it has seen.

@@ -619,6 +619,42 @@ void scan(const ScanJob& job) {
   }
 }
 
+// Per-class top-K candidates: push every point whose key is within its class's threshold. Training
+// points are sorted by class, so most tiles hold one class and compare against one threshold.
+template <class Codec>
+void reduce_topk(const typename Codec::Key* tile, int64_t q0, int64_t j0, const ScanJob& job) {
+  using Key = typename Codec::Key;
+  const int32_t* t_class = job.t_class + j0;
+  const int64_t rows = job.n_q - q0 < kTileQ ? job.n_q - q0 : kTileQ;
+  const int64_t cols = job.m_valid - j0 < kTileT ? job.m_valid - j0 : kTileT;
+  const bool one_class = t_class[0] == t_class[cols - 1];
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t i = q0 + r;
+    const int64_t skip = job.q_skip[i] - j0;
+    const Key* v = tile + r * kTileT;
+    const uint64_t* thr = job.class_thr + i * job.n_classes;
+    if (one_class) {
+      const Key limit = static_cast<Key>(thr[t_class[0]]);
+      bool any = false;
+      for (int t = 0; t < kTileT; ++t) any |= t < cols && t != skip && v[t] <= limit;
+      if (!any) continue;  // the common case once the class's K best have settled
+    }
+    for (int t = 0; t < cols; ++t) {
+      // re-read: a push may lower the threshold
+      if (t != skip && v[t] <= static_cast<Key>(thr[t_class[t]])) job.sink->push(job.sink, i, t_class[t], j0 + t, v[t]);
+    }
+  }
+}
+
+template <class Codec, ProduceFn<Codec> kProduce>
+void scan_topk(const ScanJob& job) {
+  alignas(64) static thread_local typename Codec::Key keys[kMaxJobQueries * kTileT];
+  for (int64_t j0 = job.t_begin; j0 < job.t_end; j0 += kTileT) {
+    kProduce(job, j0, keys);
+    for (int64_t q0 = 0; q0 < job.n_q; q0 += kTileQ) reduce_topk<Codec>(keys + q0 * kTileT, q0, j0, job);
+  }
+}
+
 // Bisector bound (scan_common.h). The driver groups queries by class, so a training tile holding only
 // the class of every query in the job has no other-class point and is skipped.
 template <class Codec, ProduceFn<Codec> kProduceX, ProduceFn<Codec> kProducePivot, int kDual>
@@ -687,6 +723,16 @@ const KernelTable& kernel_table() {
            scan<F32, produce_rows<float, F32, kLinf>>},
           {scan_gemm<double, F64>, scan<F64, produce_rows<double, F64, kL1>>,
            scan<F64, produce_rows<double, F64, kLinf>>},
+      },
+      {
+          // float l2 top-K screens by direct differences: its thresholds follow the sink's K-th
+          // best, which the GEMM form's bound bookkeeping does not track
+          {scan_topk<U8, produce_u8_l2>, scan_topk<U8, produce_rows<uint8_t, U8, kL1>>,
+           scan_topk<U8, produce_rows<uint8_t, U8, kLinf>>},
+          {scan_topk<F32, produce_rows<float, F32, kL2>>, scan_topk<F32, produce_rows<float, F32, kL1>>,
+           scan_topk<F32, produce_rows<float, F32, kLinf>>},
+          {scan_topk<F64, produce_rows<double, F64, kL2>>, scan_topk<F64, produce_rows<double, F64, kL1>>,
+           scan_topk<F64, produce_rows<double, F64, kLinf>>},
       },
       {
           {bisect<U8, produce_u8_l2, produce_u8_l2, kL2>,

@@ -89,6 +89,7 @@ std::shared_ptr<const TrainLayout> build_train_layout(const void* x, DType dtype
   for (int64_t pos = 0; pos < m; ++pos) t->pos_of_orig[t->orig_of_pos[pos]] = pos;
   t->t_class.assign(t->m_padded, kNoClass - 1);
   for (int64_t pos = 0; pos < m; ++pos) t->t_class[pos] = class_id[t->orig_of_pos[pos]];
+  t->n_classes = m > 0 ? t->t_class[m - 1] + 1 : 0;  // sorted by class: the last is the largest
 
   const size_t es = element_size(dtype);
   const auto* src = static_cast<const uint8_t*>(x);

@@ -43,6 +43,7 @@ struct TrainLayout {
   std::vector<int64_t> orig_of_pos;  // (m) original index of each sorted position
   std::vector<int64_t> pos_of_orig;  // (m) inverse permutation
   std::vector<int32_t> t_class;      // (m_padded) dense class id; padding gets kNoClass - 1
+  int32_t n_classes = 0;             // 1 + the largest class id
   std::vector<uint32_t> t_aux;       // (m_padded) uint8 l2: |t|^2, else empty
   AlignedBuffer data;                // kernel layout; row-major for every float layout
   // Float l2 only (GEMM-form screen): the points again, packed in panels of kTileT points,
