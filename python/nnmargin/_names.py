@@ -38,6 +38,10 @@ AUTO_USES_CUDA = False
 # Queries per chunk when certify shows progress without a batch size: large enough to keep every
 # core busy, small enough that the bar moves every few seconds (exact radii take ~0.1 s per query).
 PROGRESS_BATCH = {"margin": 2000, "bisector": 2000, "exact": 32}
+# k-NN: the largest k accepted, and how many (query, class, neighbour) entries a chunk of queries
+# may hold at once (the per-class lists take ~16 bytes an entry, a few times over): ~0.5 GB.
+MAX_K = 4096
+KNN_BATCH_ENTRIES = 1 << 23
 
 
 def _canonical(value, kind: str, choices) -> str:

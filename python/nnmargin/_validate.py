@@ -136,6 +136,13 @@ def as_num_threads(num_threads) -> int:
     return int(num_threads)
 
 
+def as_k(k, maximum: int) -> int:
+    """The number of voting neighbours of the k-NN classifier, 1 to ``maximum``."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= maximum:
+        raise InputError(f"k must be an integer from 1 to {maximum}, got {k!r}")
+    return int(k)
+
+
 def as_pivots(pivots, maximum: int) -> int:
     """The number of same-class pivots of the bisector bound, 1 to ``maximum``."""
     if isinstance(pivots, bool) or not isinstance(pivots, (int, np.integer)) or not 1 <= pivots <= maximum:

@@ -33,8 +33,13 @@ def sound_half_margin(dist_same: np.ndarray, dist_other: np.ndarray, rel_err: fl
 def margin_radius(dist_same, dist_other, correct, metric: str, norm: str, dim: int, rel_err: float) -> np.ndarray:
     """(N,) the margin bound in ``norm``: half the margin in the metric's norm, converted by
     :func:`norm_factor`, rounded down; 0 where the query is misclassified."""
-    half = sound_half_margin(dist_same, dist_other, rel_err)
-    return np.where(correct, half / norm_factor(metric, norm, dim) * (1 - 4 * _U), 0.0)
+    return radius_in_norm(sound_half_margin(dist_same, dist_other, rel_err), correct, metric, norm, dim)
+
+
+def radius_in_norm(radius_metric, correct, metric: str, norm: str, dim: int) -> np.ndarray:
+    """(N,) a radius certified in the metric's own norm, as a radius in ``norm`` (by
+    :func:`norm_factor`), rounded down; 0 where the query is misclassified."""
+    return np.where(correct, radius_metric / norm_factor(metric, norm, dim) * (1 - 4 * _U), 0.0)
 
 
 def norm_factor(metric: str, norm: str, dim: int) -> float:

@@ -15,10 +15,11 @@ from tqdm.auto import tqdm
 
 from . import _core
 from ._errors import DeviceUnavailableError, InputError, InputTypeError
-from ._names import (AUTO_USES_CUDA, BOUNDS, DEFAULT_UINT8_SCALE, DEVICES, MAX_PIVOTS, PROGRESS_BATCH,
-                     UNIT_ROUNDOFF as _U, as_choice, as_metric, as_norm)
-from ._validate import as_box, as_labels, as_num_threads, as_pivots, as_scale
-from .bounds import bisector_bound, margin_radius
+from ._names import (AUTO_USES_CUDA, BOUNDS, DEFAULT_UINT8_SCALE, DEVICES, KNN_BATCH_ENTRIES, MAX_K, MAX_PIVOTS,
+                     PROGRESS_BATCH, UNIT_ROUNDOFF as _U, as_choice, as_metric, as_norm)
+from ._validate import as_box, as_k, as_labels, as_num_threads, as_pivots, as_scale
+from .bounds import bisector_bound, margin_radius, radius_in_norm
+from .knn import relaxation_half_gap, topk_lists, vote
 from .exact import exact_with_examples
 from .result import CertifyResult
 from .trainset import TrainSetBase, as_trainset
@@ -50,10 +51,21 @@ class _Request:
     device: str
     isa: str
     threads: int
+    k: int = 1                    # voting neighbours (1: the 1NN)
 
     @property
     def unit(self) -> float:
         return 1.0 if self.scale is None else self.scale
+
+    @property
+    def rel_err(self) -> float:
+        """Relative error of a reported distance against the real-number one: a few roundings
+        (sqrt, scale) for exact integers; for floats also the float64 sum over D terms."""
+        return 8 * _U if self.scale is not None else (self.trainset.dim + 8) * _U
+
+    def to_dist(self, value: np.ndarray) -> np.ndarray:
+        """Kernel values (squared for l2; uint8 in integer steps) as distances in data units."""
+        return (np.sqrt(value) if self.metric == "l2" else value) * self.unit
 
     def search(self, queries, labels, skip) -> RawNeighbours:
         """Nearest same-class and other-class training point of each query (kernel units)."""
@@ -80,8 +92,8 @@ class _Batch:
 def certify(x, y, train, *, metric: str = "l2", bound: str = "margin", norm: str | None = None, pivots: int = 1,
             scale: float | None = None, leave_one_out: bool = False, num_threads: int | None = None,
             device: str = "cpu", isa: str = "auto", box=None, batch_size: int | None = None,
-            progress: bool = False, lipschitz: float | None = None) -> CertifyResult:
-    """Certify the 1-nearest-neighbour classifier on queries ``(x, y)``.
+            progress: bool = False, lipschitz: float | None = None, k: int = 1) -> CertifyResult:
+    """Certify the 1-nearest-neighbour (or k-NN) classifier on queries ``(x, y)``.
 
     For each query, finds in one fused pass the nearest training point of its own class and of any
     other class. With margin m = dist_other - dist_same > 0, no perturbation of norm < m/2 (in the
@@ -129,6 +141,12 @@ def certify(x, y, train, *, metric: str = "l2", bound: str = "margin", norm: str
             (and an exact upper end) is None (the minimal examples would be feature vectors) and
             ``info["lipschitz"]`` holds L.
             ``box`` is not accepted with it (the features' range is not a box).
+        k: voting neighbours of the classifier (default 1, the 1NN). For k > 1 the prediction is
+            the plurality vote of the k nearest training points (distance ties: lowest training
+            index; vote ties: the smallest label), and ``radius`` is the exact value of the
+            triangle-inequality relaxation (see :mod:`nnmargin.knn`), which equals the margin
+            bound at k = 1; bound must be "margin", the search runs on the CPU. ``dist_*`` /
+            ``idx_*`` still give the nearest same-class and other-class points.
 
     Returns:
         A :class:`CertifyResult`. Indices refer to the training set's original order; ties are
@@ -139,9 +157,11 @@ def certify(x, y, train, *, metric: str = "l2", bound: str = "margin", norm: str
     lipschitz = _as_lipschitz(lipschitz, metric, box)
     input_norm = None if lipschitz is None else ("l2" if norm is None else as_norm(norm))
     request = _validate(x, y, train, metric, bound, norm if lipschitz is None else "l2", pivots, scale, leave_one_out,
-                        num_threads, device, isa, box)
+                        num_threads, device, isa, box, k)
     n = len(request.labels)
     step = batch_size or (PROGRESS_BATCH[request.bound] if progress else max(n, 1))
+    if request.k > 1:  # the per-class lists are (queries, classes, k + 1): chunk the queries
+        step = min(step, max(1, KNN_BATCH_ENTRIES // (len(request.trainset.classes) * (request.k + 1))))
     parts = []
     with tqdm(total=n, desc="certify", unit="query", disable=not progress, leave=False) as bar:
         for begin in range(0, max(n, 1), step):
@@ -180,12 +200,18 @@ def _to_input_space(result: CertifyResult, lipschitz: float, input_norm: str) ->
 
 
 def _validate(x, y, train, metric, bound, norm, pivots, scale, leave_one_out, num_threads, device, isa,
-              box) -> _Request:
+              box, k=1) -> _Request:
     """Every check of a certify call, before any search runs."""
     trainset = as_trainset(train)
     metric = as_metric(metric)
     norm = metric if norm is None else as_norm(norm)
     as_choice(bound, "bound", BOUNDS)
+    k = as_k(k, MAX_K)
+    if k > 1 and bound != "margin":
+        raise InputError(f"bound={bound!r} is for the 1NN (k=1); k={k} is certified by the relaxation of "
+                         f"bound='margin'")
+    if k > 1 and device == "cuda":
+        raise InputError(f"k={k} runs on the CPU in this version; use device='cpu'")
     if bound != "margin" and metric != "l2":
         raise InputError(f"bound={bound!r} is for the l2-metric 1NN (metric='l2'), got metric={metric!r}")
     pivots = as_pivots(pivots, MAX_PIVOTS)
@@ -201,7 +227,7 @@ def _validate(x, y, train, metric, bound, norm, pivots, scale, leave_one_out, nu
     run_on = _resolve_device(device, bound)
     return _Request(trainset, queries, labels, own_index, metric, norm, bound, pivots, scale,
                     as_box(box, is_uint8, 1.0 if scale is None else scale), run_on, isa,
-                    as_num_threads(num_threads))
+                    as_num_threads(num_threads), k)
 
 
 def _resolve_device(device: str, bound: str) -> str:
@@ -220,6 +246,8 @@ def _resolve_device(device: str, bound: str) -> str:
 
 def _certify_batch(req: _Request, rows: slice) -> CertifyResult:
     """Search, margin bound, then the requested bound's tightening steps, for queries ``rows``."""
+    if req.k > 1:
+        return _certify_knn_batch(req, rows)
     queries, labels = req.queries[rows], req.labels[rows]
     own_index = None if req.own_index is None else req.own_index[rows]
     start = time.perf_counter()
@@ -227,12 +255,8 @@ def _certify_batch(req: _Request, rows: slice) -> CertifyResult:
     search_seconds = time.perf_counter() - start
 
     trainset = req.trainset
-    # Kernel values are squared for l2; uint8 values are integers in units of one intensity step.
-    to_dist = np.sqrt if req.metric == "l2" else (lambda v: v)
-    dist_same, dist_other = to_dist(raw.value_same) * req.unit, to_dist(raw.value_other) * req.unit
-    # Relative error of a reported distance against the real-number one: a few roundings (sqrt,
-    # scale) for exact integers; for floats also the float64 sum over D terms.
-    rel_err = 8 * _U if req.scale is not None else (trainset.dim + 8) * _U
+    dist_same, dist_other = req.to_dist(raw.value_same), req.to_dist(raw.value_other)
+    rel_err = req.rel_err
     same_wins = (dist_same < dist_other) | ((dist_same == dist_other) & (raw.idx_same < raw.idx_other))
     same_wins &= raw.idx_same >= 0
     pred = np.where(same_wins, labels, trainset.labels[np.maximum(raw.idx_other, 0)])
@@ -252,6 +276,42 @@ def _certify_batch(req: _Request, rows: slice) -> CertifyResult:
         info={"device": req.device, "dtype": str(trainset.dtype), "bound": req.bound, "norm": req.norm,
               **batch.info},
         n_features=trainset.dim, distance_rel_err=rel_err,
+    )
+
+
+def _certify_knn_batch(req: _Request, rows: slice) -> CertifyResult:
+    """The k-NN: the k + 1 nearest points of every class, the vote, the relaxation's radius."""
+    queries, labels = req.queries[rows], req.labels[rows]
+    own_index = None if req.own_index is None else req.own_index[rows]
+    trainset = req.trainset
+    start = time.perf_counter()
+    value, index = trainset.search_topk(queries, own_index, req.k + 1, req.metric, req.isa, req.threads)
+    search_seconds = time.perf_counter() - start
+    lists = topk_lists(value, index, req.to_dist)
+    n_classes = len(trainset.classes)
+    y = trainset.class_ids(labels)
+    voted = vote(lists.cls, req.k, n_classes)
+    pred = np.where(voted >= 0, trainset.classes[np.maximum(voted, 0)], -1).astype(np.int64)
+    correct = pred == labels
+    half = relaxation_half_gap(lists, y, req.k, n_classes, req.rel_err)
+    radius = radius_in_norm(half, correct, req.metric, req.norm, trainset.dim)
+    # the nearest same-class and other-class points, as for the 1NN
+    first_other = np.argmax(lists.cls != y[:, None], axis=1)
+    has_other = np.take_along_axis(lists.cls, first_other[:, None], axis=1)[:, 0] >= 0
+    has_other &= np.take_along_axis(lists.cls, first_other[:, None], axis=1)[:, 0] != y
+    rows_ = np.arange(len(labels))
+    own = np.maximum(y, 0)
+    idx_same = np.where(y >= 0, index[rows_, own, 0], -1)
+    dist_same = np.where(idx_same >= 0, req.to_dist(value[rows_, own, 0]), np.inf)
+    idx_other = np.where(has_other, lists.index[rows_, first_other], -1)
+    dist_other = np.where(has_other, lists.dist[rows_, first_other], np.inf)
+    return CertifyResult(
+        labels=labels, pred=pred, correct=correct, dist_same=dist_same, idx_same=idx_same, dist_other=dist_other,
+        idx_other=idx_other, radius=radius, metric=req.metric, scale=req.scale, n_train=trainset.n_points,
+        seconds=search_seconds, leave_one_out=req.own_index is not None, bound=req.bound, norm=req.norm,
+        info={"device": req.device, "dtype": str(trainset.dtype), "bound": req.bound, "norm": req.norm,
+              "certify_seconds": time.perf_counter() - start},
+        n_features=trainset.dim, distance_rel_err=req.rel_err, k=req.k,
     )
 
 

@@ -100,3 +100,58 @@ def bisector_bound(x, y, t, ty, pivot_idx, norm: str = "l2") -> np.ndarray:
             best = np.maximum(best, np.where(den > 0, num / np.where(den > 0, den, 1), 0.0))
         out[i] = best.min() if len(others) else np.inf
     return out
+
+
+def topk_per_class(x, t, ty, k: int, metric: str = "l2", skip=None):
+    """(value, index), each (N, C, k) for the sorted distinct labels C of ty: the k nearest training
+    points of every class, ascending by (distance, index), squared for l2 (the kernels' values);
+    +inf / -1 past a class's last point. ``skip`` (N,): a training index each query ignores, or None."""
+    value = distances(x, t, metric, squared=True) if metric == "l2" else distances(x, t, metric)
+    ty = np.asarray(ty).reshape(-1)
+    classes = np.unique(ty)
+    n = value.shape[0]
+    out_v, out_i = np.full((n, len(classes), k), np.inf), np.full((n, len(classes), k), -1, dtype=np.int64)
+    for i in range(n):
+        for c, label in enumerate(classes):
+            idx = np.flatnonzero((ty == label) & (np.arange(len(ty)) != (-1 if skip is None else skip[i])))
+            order = idx[np.lexsort((idx, value[i, idx]))][:k]
+            out_v[i, c, :len(order)], out_i[i, c, :len(order)] = value[i, order], order
+    return out_v, out_i
+
+
+def predict_knn(x, t, ty, k: int, metric: str = "l2") -> np.ndarray:
+    """(N,) labels of the k-NN on (t, ty): the k nearest (ties: lowest index) vote, vote ties to the
+    smallest label."""
+    dist = distances(x, t, metric)
+    ty = np.asarray(ty).reshape(-1)
+    classes = np.unique(ty)
+    out = np.empty(len(dist), dtype=ty.dtype)
+    for i in range(len(dist)):
+        voters = np.lexsort((np.arange(len(ty)), dist[i]))[:k]
+        counts = np.array([(ty[voters] == c).sum() for c in classes])
+        out[i] = classes[np.argmax(counts)]
+    return out
+
+
+def knn_relaxation_radius(x, y, t, ty, k: int, metric: str = "l2") -> np.ndarray:
+    """(N,) the k-NN relaxation's radius by enumerating every k-subset S of the training points:
+    min over S whose vote is not y of (max_S d - min_{not S} d) / 2, clipped at 0; inf when no S
+    changes the vote. No rounding control. Tiny training sets only (C(M, k) subsets)."""
+    from itertools import combinations
+
+    dist = distances(x, t, metric)
+    ty = np.asarray(ty).reshape(-1)
+    m = len(ty)
+    classes = np.unique(ty)
+    k = min(k, m)
+    out = np.full(len(dist), np.inf)
+    for subset in combinations(range(m), k):
+        s = np.array(subset)
+        counts = np.array([(ty[s] == c).sum() for c in classes])
+        label = classes[np.argmax(counts)]
+        rest = np.setdiff1d(np.arange(m), s)
+        if not len(rest):
+            continue
+        gap = (dist[:, s].max(axis=1) - dist[:, rest].min(axis=1)) / 2
+        out = np.where(label != np.asarray(y), np.minimum(out, np.maximum(gap, 0.0)), out)
+    return out

@@ -58,6 +58,8 @@ class CertifyResult:
             [radius, radius_upper] around the exact robust radius, the norm of a verified
             adversarial example (exact rational check), rounded up; nan where no example was
             verified, 0 where the query is misclassified. None for the other bounds.
+        k: voting neighbours of the classifier (1: the 1NN; see :mod:`nnmargin.knn` for k > 1,
+            where ``radius`` is the relaxation's and ``pred`` the plurality vote).
     """
 
     labels: np.ndarray
@@ -81,6 +83,7 @@ class CertifyResult:
     n_features: int = 0
     distance_rel_err: float = 0.0
     radius_upper: np.ndarray | None = None
+    k: int = 1
 
     # An exact interval counts as closed when its relative gap is at most this.
     GAP_CLOSED = 1e-6
@@ -146,7 +149,7 @@ class CertifyResult:
 
     @property
     def accuracy(self) -> float:
-        """Fraction of queries the 1NN classifier gets right (nan for no queries)."""
+        """Fraction of queries the classifier gets right (nan for no queries)."""
         return float(self.correct.mean()) if len(self) else float("nan")
 
     def robust_accuracy(self, eps):
@@ -170,7 +173,7 @@ class CertifyResult:
         """A readable table: accuracy, certified robust accuracy at each eps, timing."""
         unit = f" (uint8 x {self.scale:.6g})" if self.scale is not None else ""
         lines = [
-            f"1NN certificates: {len(self)} queries, {self.n_train} training points, metric {self.metric}{unit}"
+            f"{'1NN' if self.k == 1 else f'{self.k}-NN'} certificates: {len(self)} queries, {self.n_train} training points, metric {self.metric}{unit}"
             + (", leave-one-out" if self.leave_one_out else ""),
             f"  bound {self.bound}, radius in the {self.norm} norm",
             f"  clean accuracy              {100 * self.accuracy:7.2f} %",
@@ -200,6 +203,7 @@ class CertifyResult:
             "leave_one_out": self.leave_one_out,
             "bound": self.bound,
             "norm": self.norm,
+            "k": self.k,
             "accuracy": self.accuracy,
             "robust_accuracy": {str(e): self.robust_accuracy(e) for e in eps_list},
             "seconds": self.seconds,

@@ -90,6 +90,13 @@ class TrainSetBase:
         training index each query ignores (leave-one-out), or None."""
         raise NotImplementedError
 
+    def search_topk(self, queries, skip, k: int, metric: str, isa: str = "auto", threads: int = 0):
+        """(value, index), each (N, C, k) with C = len(classes): for every class (in ``classes``
+        order) the k nearest training points of each query, ascending by (value, index), in
+        kernel units; +inf / -1 where a class has fewer than k points. ``skip`` as in search."""
+        raise InputError(f"k > 1 runs on one machine in this version (use nnmargin.TrainSet, not "
+                         f"{type(self).__name__})")
+
     def bisector(self, queries, labels, pivot_rows, pivot_sq, norm: str, isa: str = "auto", threads: int = 0):
         """(bound (N,), index (N,)): the bisector bound in ``norm`` (kernel units, rounded down) and
         the other-class training point attaining it; see :func:`nnmargin.bounds.bisector_bound`."""
@@ -204,6 +211,9 @@ class TrainSet(TrainSetBase):
 
     def search(self, queries, labels, skip, metric: str, device: str = "cpu", isa: str = "auto", threads: int = 0):
         return _core.search(self.prepared(metric), queries, self.class_ids(labels), skip, device, isa, threads)
+
+    def search_topk(self, queries, skip, k: int, metric: str, isa: str = "auto", threads: int = 0):
+        return _core.search_topk(self.prepared(metric), queries, k, skip, isa, threads)
 
     def bisector(self, queries, labels, pivot_rows, pivot_sq, norm: str, isa: str = "auto", threads: int = 0):
         return _core.bisector(self.prepared("l2"), self.prepared(DUAL_NORM[norm]), queries, self.class_ids(labels),
