@@ -161,3 +161,28 @@ def test_bad_k_is_a_clear_input_error(kwargs, match):
     t, ty = np.zeros((4, 2), dtype=np.uint8), np.array([0, 1, 0, 1])
     with pytest.raises(nnmargin.InputError, match=match):
         nnmargin.certify(t, ty, (t, ty), **kwargs)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float64])
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_attack_examples_are_real_and_never_below_the_certificate(dtype, norm):
+    from nnmargin.knn_attack import attack_knn
+
+    rng = np.random.default_rng(11)
+    t, ty, x, y = _data(rng, 300, 12, 60, 3, dtype, levels=256)
+    if dtype != np.uint8:
+        t, x = t / 255, x / 255
+    unit = 1 / 255 if dtype == np.uint8 else 1.0
+    for k in (1, 5):
+        cert = nnmargin.certify(x, y, (t, ty), k=k, norm=norm)
+        att = attack_knn(x, y, (t, ty), k=k, norm=norm)
+        found = np.isfinite(att.norm) & cert.correct
+        assert found.sum() > 0.9 * cert.correct.sum() and cert.correct.sum() > 10
+        assert (cert.radius <= att.norm).all()
+        adv = att.adversarial[found] / unit
+        adv = np.rint(adv).astype(np.uint8) if dtype == np.uint8 else adv
+        assert (reference.predict_knn(adv, t, ty, k) != y[found]).all()
+        ordp = {"l2": 2, "linf": np.inf}[norm]
+        measured = np.linalg.norm(att.adversarial[found] - x[found].astype(np.float64) * unit, ord=ordp, axis=1)
+        np.testing.assert_allclose(att.norm[found], measured, rtol=1e-9)
+        assert (att.norm[~cert.correct] == 0).all()
