@@ -184,3 +184,12 @@ def test_experiment_command(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("nnmargin experiment: error: ") and "other settings" in err and err.count("\n") == 1
     assert main(["experiment", "--dataset", "sample", "--pairs", "4-4", "--out", str(tmp_path)]) == 2
+
+
+def test_knn_methods_are_certified_units_next_to_the_1nn(tmp_path):
+    summary = run_experiment("sample", [(3, 5)], ["1nn", "3nn", "75nn"], tmp_path, **TINY)
+    assert summary.units_done == 3 * 2 * 2
+    with sqlite3.connect(tmp_path / "results.sqlite") as db:
+        rows = db.execute("SELECT method, kind, detail FROM units WHERE method != '1nn'").fetchall()
+    assert {r[0] for r in rows} == {"3nn", "75nn"} and {r[1] for r in rows} == {"certified"}
+    assert all("relaxation" in r[2] for r in rows)

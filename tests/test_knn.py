@@ -186,3 +186,21 @@ def test_attack_examples_are_real_and_never_below_the_certificate(dtype, norm):
         measured = np.linalg.norm(att.adversarial[found] - x[found].astype(np.float64) * unit, ord=ordp, axis=1)
         np.testing.assert_allclose(att.norm[found], measured, rtol=1e-9)
         assert (att.norm[~cert.correct] == 0).all()
+
+
+def test_cli_certify_k_with_attack_prints_both_bounds(capsys):
+    from nnmargin.cli import main
+
+    assert main(["certify", "--dataset", "sample", "--k", "3", "--limit", "40", "--attack", "--eps", "0.5", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "3-NN robustness certificates" in out and "certified >=  attacked <=  gap" in out
+
+
+def test_experiment_accepts_knn_methods():
+    from nnmargin.experiment import parse_methods
+    from nnmargin.experiment.config import neighbours_of
+
+    assert parse_methods("1nn,75nn,trades") == ["1nn", "75nn", "trades"]
+    assert [neighbours_of(m) for m in ("1nn", "3nn", "7nn", "75nn", "trades")] == [1, 3, 7, 75, None]
+    with pytest.raises(nnmargin.InputError, match="unknown method"):
+        parse_methods("4nn")

@@ -30,19 +30,22 @@ def _accuracy_row(eps_text: str, accuracy: float, n: int) -> str:
     return f"  {eps_text:<11}  {100 * accuracy:6.2f} %   {count:>{len(str(n))}} / {n}"
 
 
-def format_report(data: CertifyData, cert: CertifyResult, eps: Sequence[float], timings: dict, args) -> str:
-    """The human-readable table printed by ``nnmargin certify``."""
+def format_report(data: CertifyData, cert: CertifyResult, eps: Sequence[float], timings: dict, args,
+                  attack=None) -> str:
+    """The human-readable table printed by ``nnmargin certify``; with ``attack`` (an AttackResult)
+    the attacked robust accuracy (an upper bound) and the gap beside the certified one."""
     n = len(cert)
     threads = f"{args.threads} threads" if args.threads else f"all {os.cpu_count()} cores"
     device = cert.info.get("device", args.device)
     lines = [
-        f"nnmargin {__version__}: exact 1-NN robustness certificates",
+        f"nnmargin {__version__}: exact {'1' if cert.k == 1 else cert.k}-NN robustness certificates",
         f"  dataset     {data.description}",
         f"  classes     {classes_text(data)}",
         f"  training    {cert.n_train} points (train split)",
         f"  queries     {_queries_text(data, cert, args)}",
         f"  metric      {cert.metric} (distances in this norm, pixels scaled to [0, 1])",
-        f"  bound       {cert.bound}, radii and eps in the {cert.norm} norm",
+        f"  bound       {cert.bound if cert.k == 1 else 'triangle-inequality relaxation of the k-NN vote'}, "
+        f"radii and eps in the {cert.norm} norm",
         f"  device      {device}" + (f" ({threads})" if device == "cpu" else ""),
         "",
         f"  {'eps (' + cert.norm + ')':<11}  {'exact' if cert.bound == 'exact' else 'certified'} robust accuracy",
@@ -53,6 +56,14 @@ def format_report(data: CertifyData, cert: CertifyResult, eps: Sequence[float], 
     radii = cert.radius[cert.correct]
     if radii.size:
         lines.append(f"  median certified radius of the correct queries: {float(np.median(radii)):.4g}")
+    if attack is not None:
+        lines += ["", f"  {'eps (' + cert.norm + ')':<11}  certified >=  attacked <=  gap"]
+        for e in eps:
+            lo, hi = float(cert.robust_accuracy(e)), float(np.mean(attack.norm > e)) if n else float("nan")
+            lines.append(f"  {e:<11g}  {100 * lo:9.2f} %  {100 * hi:8.2f} %  {100 * (hi - lo):5.2f} %")
+        found = attack.norm[cert.correct]
+        if found.size:
+            lines.append(f"  median attack radius of the correct queries: {float(np.median(found)):.4g}")
     lines += [
         "",
         "  time        load {load_s:.2f} s, prepare {prepare_s:.2f} s, search {search_s:.2f} s, "

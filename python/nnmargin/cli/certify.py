@@ -78,6 +78,12 @@ def add_arguments(p) -> None:
                       help="norm of the perturbation and of eps (default: the metric's)")
     cert.add_argument("--pivots", type=int, choices=range(1, MAX_PIVOTS + 1), default=1,
                       help="same-class pivots of the bisector bound: more is tighter and slower (default: 1)")
+    cert.add_argument("--k", type=positive_int, default=1, metavar="K",
+                      help="voting neighbours: certify the K-NN classifier (plurality vote; K > 1 is certified "
+                           "by the triangle-inequality relaxation, bound margin, CPU) (default: 1)")
+    cert.add_argument("--attack", action="store_true",
+                      help="also attack the classifier (the k-NN attack, norm l2 or linf) and print the attacked "
+                           "robust accuracy beside the certified one: an upper bound beside the lower bound")
     cert.add_argument("--box", action="store_true",
                       help="with --bound exact: perturbed images must stay valid pixels in [0, 1]")
 
@@ -162,14 +168,20 @@ def run(args, argv) -> int:
         cert = certify(data.x_query, data.y_query, trainset, metric=args.metric, bound=args.bound, norm=args.norm,
                        pivots=args.pivots, leave_one_out=args.leave_one_out, num_threads=args.threads,
                        device=args.device, box=True if args.box else None, batch_size=chunk,
-                       progress=not args.quiet and is_terminal(sys.stderr))
+                       progress=not args.quiet and is_terminal(sys.stderr), k=args.k)
+        attack = None
+        if args.attack:
+            from ..knn_attack import attack_knn
+
+            attack = attack_knn(data.x_query, data.y_query, trainset, k=args.k, metric=args.metric,
+                                norm=args.norm or args.metric, num_threads=args.threads)
     timings = {"load_s": data.load_seconds, "prepare_s": prepare_seconds, "search_s": cert.seconds,
                "total_s": time.perf_counter() - start}
     written = write_outputs(data, cert, eps, timings, args, argv)
     if args.plot is not None:
         written += write_figures(data, cert, args.plot)
     if not args.quiet:
-        print(format_report(data, cert, eps, timings, args))
+        print(format_report(data, cert, eps, timings, args, attack))
         for path in written:
             print(f"  wrote       {path}")
     return 0

@@ -30,8 +30,12 @@ from .. import _names
 from .._errors import InputError
 from ..datasets import canonical_name
 
-METHODS = ("1nn", "standard", "early-stop", "trades", "trades-l2linf")
-NETWORK_METHODS = METHODS[1:]
+# Nearest-neighbour methods are certified (no attack): "1nn", and k-NN with k = 3, 7, 75 (the
+# relaxation radius of nnmargin.knn; k = 75 is Sitawarin & Wagner's choice).
+KNN_METHODS = ("1nn", "3nn", "7nn", "75nn")
+NETWORK_METHODS = ("standard", "early-stop", "trades", "trades-l2linf")
+METHODS = KNN_METHODS + NETWORK_METHODS
+DEFAULT_METHODS = ("1nn",) + NETWORK_METHODS  # what a run evaluates unless told otherwise
 TRADES_METHODS = ("trades", "trades-l2linf")
 NORMS = _names.ATTACK_NORMS
 BOUNDS = _names.BOUNDS  # 1NN radius bounds, loosest first (see .onenn)
@@ -101,6 +105,11 @@ def parse_methods(text) -> List[str]:
     if not methods:
         raise InputError("no method given")
     return methods
+
+
+def neighbours_of(method: str) -> Optional[int]:
+    """k of a nearest-neighbour method ("75nn" -> 75), None for a network method."""
+    return int(method[:-2]) if method in KNN_METHODS else None
 
 
 def pair_name(pair: Sequence[int]) -> str:

@@ -15,7 +15,7 @@ from .tables import Run, bound_mark, head_to_head, mean_over_pairs, method_label
 
 _NORM_TEXT = {"linf": "l∞", "l2": "l2"}
 _COLORS = {"1nn": "#d62728", "standard": "#7f7f7f", "early-stop": "#bcbd22", "trades": "#1f77b4",
-           "trades-l2linf": "#17becf"}
+           "trades-l2linf": "#17becf", "3nn": "#ff7f0e", "7nn": "#e377c2", "75nn": "#8c564b"}
 _BOUND_NOTE = "1NN: exact (=) or certified lower bound (≥); networks: APGD attack upper bound (≤)"
 
 

@@ -77,7 +77,7 @@ def split_arrays(pair, split: str, eval_limit: Optional[int] = None):
 
 
 def one_nn_robust_accuracy(pair, split: str, norm: str, eps_list: Sequence[float], bound: str = "margin",
-                           *, eval_limit: Optional[int] = None, trainset=None) -> OneNNResult:
+                           *, eval_limit: Optional[int] = None, trainset=None, k: int = 1) -> OneNNResult:
     """Robust accuracy of the l2-1NN trained on ``pair.x_train`` for the points of ``split``.
 
     Args:
@@ -89,6 +89,7 @@ def one_nn_robust_accuracy(pair, split: str, norm: str, eps_list: Sequence[float
         bound: "margin" or a bound :func:`nnmargin.certify` accepts (see the module docstring).
         eval_limit: evaluate only the first ``eval_limit`` points of the split.
         trainset: a prepared :class:`nnmargin.TrainSet` of ``pair``'s training split, to reuse.
+        k: voting neighbours (k > 1: the k-NN, certified by the relaxation; bound must be "margin").
     """
     if norm not in ("l2", "linf"):
         raise InputError(f"norm must be 'l2' or 'linf', got {norm!r}")
@@ -97,7 +98,7 @@ def one_nn_robust_accuracy(pair, split: str, norm: str, eps_list: Sequence[float
     train = trainset if trainset is not None else TrainSet(pair.x_train, pair.y_train)
     # The pixel box matters only to the exact bound; the others ignore it (and stay sound).
     box = {"box": True} if bound == "exact" else {}
-    cert = certify(x, y, train, metric="l2", bound=bound, norm=norm, **box)
+    cert = certify(x, y, train, metric="l2", bound=bound, norm=norm, k=k, **box)
     eps = np.asarray([float(e) for e in eps_list], dtype=np.float64)
     robust = cert.correct[None, :] & (cert.radius[None, :] > eps[:, None])
     return OneNNResult(norm, bound, bound_kind(bound), eps, cert.correct.copy(), np.asarray(cert.radius, np.float64),

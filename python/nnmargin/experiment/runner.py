@@ -20,7 +20,7 @@ from tqdm import tqdm
 from .. import attacks, datasets
 from .._errors import InputError
 from ..trainset import TrainSet
-from .config import METHODS, NORMS, SPLITS, Settings, pair_name, parse_methods
+from .config import METHODS, NORMS, SPLITS, Settings, neighbours_of, pair_name, parse_methods
 from .onenn import one_nn_robust_accuracy, split_arrays
 from .store import ResultStore
 
@@ -181,6 +181,7 @@ def run_experiment(dataset: str, pairs: Sequence[Tuple[int, int]], methods: Sequ
                 log(f"[{dataset}] {index}/{len(todo_pairs)} pairs done in this run, "
                     f"eta {_fmt_s(per_pair * (len(todo_pairs) - index))}")
             pair_todo = [u for u in todo if u[0] == pair]
+            trainsets: dict = {}  # the pair's prepared training set, shared by its nearest-neighbour methods
             data = make_pair(arrays, pair, settings.limit, dataset)
             log(f"[{dataset} {pair_name(pair)}] {len(data.y_train)} train / {len(data.y_test)} test points; "
                 f"evaluating {settings.eval_limit or 'all'} per split")
@@ -188,9 +189,9 @@ def run_experiment(dataset: str, pairs: Sequence[Tuple[int, int]], methods: Sequ
                 units = [(s, n) for (p, m, s, n) in pair_todo if m == method]
                 if not units:
                     continue
-                if method == "1nn":
+                if neighbours_of(method):
                     t0 = time.perf_counter()
-                    _run_1nn(data, units, settings, record, pair)
+                    _run_nn(data, units, settings, record, pair, method, trainsets)
                     stages["1nn"] += time.perf_counter() - t0
                     continue
                 t0 = time.perf_counter()
@@ -220,16 +221,21 @@ def run_experiment(dataset: str, pairs: Sequence[Tuple[int, int]], methods: Sequ
     return summary
 
 
-def _run_1nn(data, units, settings: Settings, record, pair) -> None:
-    """Certify the l2-1NN of ``data`` for each (split, norm) in ``units`` and record the results."""
-    trainset = TrainSet(data.x_train, data.y_train)  # prepared once for all units
+def _run_nn(data, units, settings: Settings, record, pair, method: str, trainsets: dict) -> None:
+    """Certify the l2 nearest-neighbour classifier ``method`` ("1nn", "3nn", ...) of ``data`` for
+    each (split, norm) in ``units`` and record the results."""
+    if "train" not in trainsets:
+        trainsets["train"] = TrainSet(data.x_train, data.y_train)  # prepared once for all units
+    k = neighbours_of(method)
+    bound = settings.bound if k == 1 else "margin"  # k > 1: the relaxation (see nnmargin.knn)
     for split, norm in units:
-        res = one_nn_robust_accuracy(data, split, norm, settings.eps(norm), settings.bound,
-                                     eval_limit=settings.eval_limit, trainset=trainset)
+        res = one_nn_robust_accuracy(data, split, norm, settings.eps(norm), bound,
+                                     eval_limit=settings.eval_limit, trainset=trainsets["train"], k=k)
         ok = res.radius[res.correct]
         extra = {"radius_min": float(ok.min()) if ok.size else None,
                  "radius_median": float(np.median(ok)) if ok.size else None}
-        record(pair, "1nn", split, norm, kind=res.kind, detail=f"l2-1NN, bound={res.bound}", n=len(res.correct),
+        detail = f"l2-1NN, bound={res.bound}" if k == 1 else f"l2-{k}NN, relaxation bound"
+        record(pair, method, split, norm, kind=res.kind, detail=detail, n=len(res.correct),
                n_clean=int(res.correct.sum()), eps=res.eps, n_robust=res.robust_correct.sum(axis=1),
                seconds=res.seconds, extra=extra)
 

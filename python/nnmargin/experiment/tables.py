@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .._errors import InputError
-from .config import HEADLINE_EPS, METHODS, NORMS, SPLITS, TRADES_METHODS, Settings
+from .config import HEADLINE_EPS, METHODS, NORMS, SPLITS, TRADES_METHODS, Settings, neighbours_of
 from .store import ResultStore
 
 # Training runs whose last-epoch training accuracy is below this did not learn the problem
@@ -138,9 +138,9 @@ def head_to_head(run: Run, split: str, norm: str, eps: float, methods: Sequence[
 
 def bound_mark(run: Run, method: str) -> str:
     """"=" (exact 1NN), "≥" (certified 1NN lower bound) or "≤" (network attack upper bound)."""
-    if method != "1nn":
+    if neighbours_of(method) is None:
         return "≤"
-    kinds = {u["kind"] for k, u in run.units.items() if k[1] == "1nn"}
+    kinds = {u["kind"] for k, u in run.units.items() if k[1] == method}
     return "=" if kinds == {"exact"} else "≥"
 
 
@@ -150,6 +150,8 @@ def method_label(run: Run, method: str) -> str:
         if bound_mark(run, method) == "=":
             return "1NN (exact)"
         return f"1NN (certified ≥, {run.settings.bound} bound)"
+    if neighbours_of(method):
+        return f"{neighbours_of(method)}-NN (certified ≥, relaxation)"
     return f"{method} (APGD ≤)"
 
 
