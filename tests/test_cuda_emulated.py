@@ -219,3 +219,14 @@ def test_emulated_planted_fragment_bug_is_caught(monkeypatch, bug):
     ts = nnmargin.TrainSet(t, ty)
     with pytest.raises(AssertionError):
         assert_same(search(ts, x, y), brute(x, y, t, ty))
+
+
+@pytest.mark.parametrize("n,m,d", [(65, 130, 300), (7, 200, 129)])
+def test_emulated_reverse_thread_order(monkeypatch, n, m, d):
+    """The threads of a block handed over in the opposite order: results must not change (a race
+    between them, such as a missing __syncthreads, would show under one order or the other)."""
+    monkeypatch.setenv("NNMARGIN_CUDA_EMULATED_ORDER", "reverse")
+    rng = np.random.default_rng(12)
+    check(u8(rng, (n, d)), rng.integers(0, 3, n), u8(rng, (m, d)), rng.integers(0, 3, m))
+    monkeypatch.setenv("NNMARGIN_CUDA_CHUNK_ROWS", "64")
+    check(u8(rng, (n, d)), rng.integers(0, 3, n), u8(rng, (m, d)), rng.integers(0, 3, m))

@@ -3,8 +3,13 @@
 // that can run; the last thread to arrive completes the barrier and carries on. Switching only at
 // those points is exact for race-free CUDA code: between barriers the threads of a block may run in
 // any order, and this is one such order. Shuffles and mma.sync are collectives of the 32 lanes of
-// a warp, so they are barriers of the warp.
+// a warp, so they are barriers of the warp. NNMARGIN_CUDA_EMULATED_ORDER=reverse hands over in the
+// opposite order (last thread first): a race between threads of a block, such as a missing
+// __syncthreads, tends to change the results under one of the two orders.
 #include <ucontext.h>
+
+#include <cstdlib>
+#include <cstring>
 
 #include <memory>
 #include <stdexcept>
@@ -42,6 +47,8 @@ class Block {
       : threads_(static_cast<int>(dim.x * dim.y * dim.z)), warps_((threads_ + kWarpSize - 1) / kWarpSize),
         fibers_(threads_), warp_barriers_(warps_), exchange_(warps_),
         stacks_(new char[kStackBytes * static_cast<size_t>(threads_)]) {
+    const char* order = std::getenv("NNMARGIN_CUDA_EMULATED_ORDER");
+    step_ = order && std::strcmp(order, "reverse") == 0 ? threads_ - 1 : 1;
     for (int t = 0; t < threads_; ++t)
       fibers_[t].index = uint3{t % dim.x, (t / dim.x) % dim.y, t / (dim.x * dim.y)};
   }
@@ -62,9 +69,9 @@ class Block {
       f.context.uc_link = nullptr;  // a finished fiber switches away itself (finish())
       makecontext(&f.context, &Block::entry, 0);
     }
-    current_ = 0;
-    threadIdx = fibers_[0].index;
-    swapcontext(&main_, &fibers_[0].context);
+    current_ = step_ == 1 ? 0 : threads_ - 1;
+    threadIdx = fibers_[current_].index;
+    swapcontext(&main_, &fibers_[current_].context);
     if (!error_.empty()) throw std::runtime_error("emulated CUDA kernel: " + error_);
     if (live_ > 0)
       throw std::runtime_error("emulated CUDA kernel: " + std::to_string(live_) +
@@ -140,11 +147,12 @@ class Block {
     return true;
   }
 
-  // Hands over to the next fiber that can run (round robin), or back to run() when none can.
+  // Hands over to the next fiber that can run (round robin, in the chosen order), or back to run()
+  // when none can.
   void switch_away() {
     const int me = current_;
     for (int step = 1; step <= threads_; ++step) {
-      const int next = (me + step) % threads_;
+      const int next = (me + step * step_) % threads_;
       if (!runnable(fibers_[next])) continue;
       if (next == me) return;
       current_ = next;
@@ -164,6 +172,7 @@ class Block {
   ucontext_t main_;
   const std::function<void()>* body_ = nullptr;
   int live_ = 0, current_ = 0;
+  int step_ = 1;  // +1 (forward) or threads_ - 1 (reverse) modulo threads_
   std::string error_;
 };
 
