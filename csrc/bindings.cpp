@@ -169,7 +169,22 @@ PYBIND11_MODULE(_core, m) {
         "Single-core GOP/s (2 ops per pair-dim) of one inner sequence, from registers: the peak a kernel "
         "using it can reach on this core.");
   m.def("built_with_cuda", &nnm::cuda::built_with_cuda);
-  m.def("cuda_device_count", &nnm::cuda::device_count);
-  m.def("cuda_last_kernel_ms", &nnm::cuda::last_kernel_ms,
-        "Milliseconds the last CUDA search spent in its kernels (CUDA events; for benchmarks).");
+  m.def("cuda_device_count", [] { return nnm::cuda::device_status().usable; },
+        "CUDA devices the kernels can run on (compute capability >= 8.0); 0 without a build, driver or GPU.");
+  // emulated=True: the CUDA backend compiled for the host (csrc/cuda/emulation), for tests.
+  m.def("cuda_status", [](bool emulated) {
+          const auto s = emulated ? nnm::cuda_emulated::device_status() : nnm::cuda::device_status();
+          return py::make_tuple(s.usable, s.reason);
+        }, py::arg("emulated") = false,
+        "(usable devices, reason there are none: '' when usable > 0).");
+  m.def("cuda_last_search", [](bool emulated) {
+          const auto s = emulated ? nnm::cuda_emulated::last_search_stats() : nnm::cuda::last_search_stats();
+          py::dict d;
+          d["device_ms"] = s.device_ms;
+          d["chunks"] = s.chunks;
+          d["resident"] = s.resident;
+          return d;
+        }, py::arg("emulated") = false,
+        "What the last CUDA search did: device_ms (CUDA events: kernels, and copies when streaming), "
+        "chunks (training chunks searched), resident (the cached device copy was used).");
 }

@@ -30,6 +30,8 @@ void search(const PreparedTrain& train, const void* queries, int64_t n, const in
                 options.num_threads, out);
   } else if (options.device == "cuda") {
     cuda::search(layout, queries, n, query_class, skip_index, out);
+  } else if (options.device == "cuda-emulated") {  // tests only: the CUDA kernels run on the host
+    cuda_emulated::search(layout, queries, n, query_class, skip_index, out);
   } else {
     throw std::invalid_argument("unknown device '" + options.device + "' (expected 'cpu' or 'cuda')");
   }

@@ -26,7 +26,7 @@ PreparedTrain prepare_train(const void* x, DType dtype, int64_t m, int64_t dim, 
                             Metric metric);
 
 struct SearchOptions {
-  std::string device = "cpu";  // "cpu" | "cuda"
+  std::string device = "cpu";  // "cpu" | "cuda" | "cuda-emulated" (the CUDA backend run on the host, for tests)
   std::string isa = "auto";    // CPU instruction-set variant, see cpu_features.h
   int num_threads = 0;         // <= 0: all cores
 };

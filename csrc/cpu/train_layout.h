@@ -2,8 +2,10 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 #include "scan_common.h"
@@ -51,10 +53,11 @@ struct TrainLayout {
   // its maximum per tile. The row-major copy above stays for the exact re-check and the bisector.
   AlignedBuffer panel, sq;
   std::vector<double> len, tile_len;
-  // Device copy built by the CUDA backend on first use (opaque here; freed with the layout). Searches
-  // run with the GIL released, so two threads may share one layout: read and write the cache only
-  // under cuda_cache_mutex.
-  mutable std::shared_ptr<void> cuda_cache;
+  // Device copies built by the CUDA backend on first use (opaque here; freed with the layout), keyed
+  // by (backend, device ordinal): a copy on one GPU is no use on another, and the host emulation's
+  // copy (backend 1) is host memory. Searches run with the GIL released, so two threads may share
+  // one layout: read and write the cache only under cuda_cache_mutex.
+  mutable std::map<std::pair<int, int>, std::shared_ptr<void>> cuda_cache;
   mutable std::mutex cuda_cache_mutex;
 
   // Row of sorted position `pos`, dim_padded long, for the exact re-check (float layouts only).

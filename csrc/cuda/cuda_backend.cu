@@ -1,25 +1,28 @@
 // CUDA backend: same contract and results as the CPU backend.
-//  - uint8 l2 (dims <= 32767): integer tensor cores (u8_l2_tensor_core.cu), exact int32 arithmetic,
-//    training points streamed through device memory in chunks when they do not fit.
+//  - uint8 l2 (dims <= 32767): integer tensor cores (u8_l2_driver.cu, u8_l2_tensor_core.cu), exact
+//    int32 arithmetic, training points resident on the device or streamed in chunks.
 //  - everything else: an exact reference kernel, one thread per query, sequential float64 arithmetic
 //    in the same order as the CPU's exact re-check, so results match index for index.
-#include <cuda_runtime.h>
-
-#include <atomic>
+// Also compiled for the host against csrc/cuda/emulation (see cuda_api.h).
+#include <cmath>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "cuda_api.h"
 #include "cuda_backend.h"
 #include "cuda_util.cuh"
 #include "kernels.cuh"
 
-namespace nnm::cuda {
-
-// Set by every search (see last_kernel_ms); atomic because searches run with the GIL released.
-std::atomic<double> g_last_kernel_ms{0.0};
+namespace nnm::NNM_CUDA_NS {
 
 namespace {
+
+constexpr int kMinMajor = 8;  // mma.sync m16n8k32 s8 needs sm_80; the build has no older code
+
+std::mutex stats_mutex;
+SearchStats stats_of_last_search;
 
 struct KernelArgs {
   const uint8_t* train;      // layout bytes (see train_layout.h)
@@ -81,30 +84,10 @@ __global__ void nearest_same_other(KernelArgs a) {
   }
 }
 
-}  // namespace
+std::string version_text(int v) { return std::to_string(v / 1000) + "." + std::to_string(v % 1000 / 10); }
 
-bool built_with_cuda() { return true; }
-
-double last_kernel_ms() { return g_last_kernel_ms.load(); }
-
-int device_count() {
-  int count = 0;
-  if (cudaGetDeviceCount(&count) != cudaSuccess) {
-    cudaGetLastError();  // clear the sticky "no driver" error
-    return 0;
-  }
-  return count;
-}
-
-void search(const cpu::TrainLayout& train, const void* queries, int64_t n, const int32_t* query_class,
-            const int64_t* skip_index, cpu::SearchOutput out) {
-  if (device_count() == 0) throw std::runtime_error("no CUDA device is available");
-  if (n <= 0) return;
-  if (train.dtype == cpu::kU8 && train.metric == cpu::kL2 && train.dim <= kMaxTensorCoreDim &&
-      train.m < 0xffffffffLL) {
-    search_u8_l2_tensor_core(train, static_cast<const uint8_t*>(queries), n, query_class, skip_index, out);
-    return;
-  }
+void search_reference(const cpu::TrainLayout& train, const void* queries, int64_t n, const int32_t* query_class,
+                      const int64_t* skip_index, cpu::SearchOutput out) {
   const size_t es = cpu::element_size(train.dtype);
   std::vector<int64_t> skip_pos(n, -1);
   if (skip_index)
@@ -122,11 +105,14 @@ void search(const cpu::TrainLayout& train, const void* queries, int64_t n, const
   KernelArgs args{d_train.get(), d_class.get(), d_orig.get(), d_queries.get(), d_qclass.get(), d_skip.get(),
                   n, train.m, train.dim, train.dim_padded, train.dtype, train.metric, d_value.get(), d_index.get()};
   const int threads = 128;
+  SearchStats stats;
   KernelTimer timer;
-  nearest_same_other<<<static_cast<unsigned>((n + threads - 1) / threads), threads>>>(args);
+  launch_kernel(nearest_same_other, dim3(static_cast<unsigned>((n + threads - 1) / threads)), dim3(threads), nullptr, args);
   check(cudaGetLastError(), "kernel launch");
-  g_last_kernel_ms.store(timer.stop());
+  stats.device_ms = timer.stop();
+  stats.chunks = 1;
   check(cudaDeviceSynchronize(), "kernel");
+  record_search_stats(stats);
 
   std::vector<double> value(2 * n);
   std::vector<int64_t> index(2 * n);
@@ -140,4 +126,74 @@ void search(const cpu::TrainLayout& train, const void* queries, int64_t n, const
   }
 }
 
-}  // namespace nnm::cuda
+}  // namespace
+
+#ifndef NNM_CUDA_EMULATION
+bool built_with_cuda() { return true; }
+#endif
+
+void record_search_stats(const SearchStats& stats) {
+  std::lock_guard<std::mutex> lock(stats_mutex);
+  stats_of_last_search = stats;
+}
+
+SearchStats last_search_stats() {
+  std::lock_guard<std::mutex> lock(stats_mutex);
+  return stats_of_last_search;
+}
+
+// Says why there is no usable device, in the order a user would fix it: a driver at all, one new
+// enough for this runtime (CUDA 13 runs on any driver of major version 13, "minor version
+// compatibility"), a visible device, one the kernels can run on.
+DeviceStatus device_status() {
+  int driver = 0;
+  if (cudaDriverGetVersion(&driver) != cudaSuccess || driver == 0) {
+    cudaGetLastError();  // clear the sticky error
+    return {0, "no CUDA driver found (no NVIDIA GPU, or its driver is not installed)"};
+  }
+  if (driver / 1000 < CUDART_VERSION / 1000)
+    return {0, "the NVIDIA driver supports CUDA " + version_text(driver) + ", older than the CUDA " +
+                   version_text(CUDART_VERSION) + " runtime nnmargin was built with: install a newer driver"};
+  int count = 0;
+  if (const cudaError_t err = cudaGetDeviceCount(&count); err != cudaSuccess) {
+    cudaGetLastError();
+    return {0, std::string("no CUDA device found (cudaGetDeviceCount: ") + cudaGetErrorString(err) + ")"};
+  }
+  if (count == 0) return {0, "no CUDA device found"};
+  DeviceStatus status;
+  std::string older;
+  for (int d = 0; d < count; ++d) {
+    cudaDeviceProp prop;
+    if (cudaGetDeviceProperties(&prop, d) != cudaSuccess) {
+      cudaGetLastError();
+      continue;
+    }
+    if (prop.major >= kMinMajor) ++status.usable;
+    else older += (older.empty() ? "" : ", ") + std::string(prop.name) + " (" + std::to_string(prop.major) + "." + std::to_string(prop.minor) + ")";
+  }
+  if (status.usable == 0)
+    status.reason = "no CUDA device of compute capability 8.0 or newer (the kernels use sm_80 tensor-core "
+                    "instructions); found " + (older.empty() ? std::string("none readable") : older);
+  return status;
+}
+
+void search(const cpu::TrainLayout& train, const void* queries, int64_t n, const int32_t* query_class,
+            const int64_t* skip_index, cpu::SearchOutput out) {
+  const DeviceStatus status = device_status();
+  if (status.usable == 0) throw std::runtime_error("no usable CUDA device: " + status.reason);
+  int device = 0, major = 0;
+  check(cudaGetDevice(&device), "cudaGetDevice");
+  check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), "cudaDeviceGetAttribute");
+  if (major < kMinMajor)
+    throw std::runtime_error("the current CUDA device " + std::to_string(device) +
+                             " is older than compute capability 8.0; select another with CUDA_VISIBLE_DEVICES");
+  if (n <= 0) return;
+  if (train.dtype == cpu::kU8 && train.metric == cpu::kL2 && train.dim <= kMaxTensorCoreDim &&
+      train.m < 0xffffffffLL) {
+    search_u8_l2_tensor_core(train, static_cast<const uint8_t*>(queries), n, query_class, skip_index, out);
+    return;
+  }
+  search_reference(train, queries, n, query_class, skip_index, out);
+}
+
+}  // namespace nnm::NNM_CUDA_NS

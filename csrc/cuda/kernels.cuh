@@ -1,13 +1,15 @@
-// Internal interface between the CUDA dispatcher (cuda_backend.cu) and its kernels.
+// Internal interface between the CUDA dispatcher (cuda_backend.cu), the uint8-l2 streaming driver
+// (u8_l2_driver.cu) and its kernel (u8_l2_tensor_core.cu).
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 
 #include "../cpu/scan_driver.h"
 #include "../cpu/train_layout.h"
+#include "cuda_api.h"
+#include "cuda_backend.h"
 
-namespace nnm::cuda {
+namespace nnm::NNM_CUDA_NS {
 
 // uint8 l2 on the integer tensor cores. Inputs are shifted by -128 (|x - y|^2 is unchanged) so they
 // are int8; dot products accumulate exactly in int32 for dims <= kMaxTensorCoreDim.
@@ -29,11 +31,15 @@ struct TensorCoreArgs {
   unsigned long long* key_other;   // (n)
 };
 
+// Queues the tensor-core kernel for one training chunk on `stream`; sm_count sizes the grid.
+void launch_u8_l2(const TensorCoreArgs& args, int sm_count, cudaStream_t stream);
+
 // The whole uint8-l2 search for a layout with dim <= kMaxTensorCoreDim: queries (n, dim) uint8; the
-// training points streamed in chunks (cached on the device when they fit); cpu::search's outputs.
+// training points resident on the device when they fit, else streamed in chunks; cpu::search's outputs.
 void search_u8_l2_tensor_core(const cpu::TrainLayout& train, const uint8_t* queries, int64_t n,
                               const int32_t* query_class, const int64_t* skip_index, cpu::SearchOutput out);
 
-extern std::atomic<double> g_last_kernel_ms;  // milliseconds in kernels of the last search (cuda_backend.cu)
+// Records what the running search did (cuda_backend.cu; read back by last_search_stats).
+void record_search_stats(const SearchStats& stats);
 
-}  // namespace nnm::cuda
+}  // namespace nnm::NNM_CUDA_NS

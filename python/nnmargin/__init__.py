@@ -28,7 +28,8 @@ def cpu_isas() -> list:
 
 
 def cuda_available() -> bool:
-    """True when nnmargin was built with CUDA and a CUDA device is visible."""
+    """True when nnmargin was built with CUDA and a device of compute capability >= 8.0 is visible
+    (``nnmargin info`` says why not)."""
     return _core.cuda_device_count() > 0
 
 

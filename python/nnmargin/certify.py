@@ -237,8 +237,7 @@ def _resolve_device(device: str, bound: str) -> str:
         return "cuda" if usable else "cpu"
     if device == "cuda":
         if _core.cuda_device_count() == 0:
-            why = "no CUDA device was found" if _core.built_with_cuda() else "nnmargin was built without CUDA"
-            raise DeviceUnavailableError(f"device='cuda' requested but {why}")
+            raise DeviceUnavailableError(f"device='cuda' requested but {_core.cuda_status()[1]}")
         if bound != "margin":
             raise InputError(f"bound={bound!r} runs on the CPU in this version; use device='cpu'")
     return device

@@ -14,9 +14,8 @@ from ._common import Command
 
 def cuda_status() -> str:
     """``available (N device(s))`` or ``not available (<reason>)``."""
-    if cuda_available():
-        return f"available ({_core.cuda_device_count()} device(s))"
-    return "not available (" + ("no CUDA device found" if _core.built_with_cuda() else "built without CUDA") + ")"
+    usable, reason = _core.cuda_status()
+    return f"available ({usable} device(s))" if usable else f"not available ({reason})"
 
 
 def auto_device_status() -> str:

@@ -1,0 +1,3 @@
+// ../cuda_backend.cu compiled for the host against this emulation (NNM_CUDA_EMULATION is set by CMake for
+// every source of this folder), into nnm::cuda_emulated.
+#include "../cuda_backend.cu"
