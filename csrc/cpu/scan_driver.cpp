@@ -108,9 +108,8 @@ struct TaskSink : CandidateSink {
 // Per-thread buffers of the search tasks.
 template <class Codec>
 struct SearchState {
-  AlignedBuffer queries{static_cast<size_t>(kMaxJobQueries) * 8 * 64};  // grown on demand
-  std::vector<int32_t> q_aux, q_class;
-  std::vector<int64_t> q_skip;
+  TaskQueries q;
+  std::vector<int32_t> q_class;
   std::vector<uint64_t> best;
   std::vector<int64_t> best_orig;
   std::vector<double> q_sq, q_len;  // float l2 GEMM form: |x|^2 (as the input type's bits) and ||x||
@@ -132,7 +131,6 @@ template <class Codec>
 void search_typed(const TrainLayout& train, const KernelTable& kernels, const void* queries, int64_t n,
                   const int32_t* query_class, const int64_t* skip_index, int num_threads,
                   SearchOutput out, bool gemm = false) {
-  const size_t es = element_size(train.dtype);
   const int64_t dp = train.dim_padded;
   const TaskGrid grid = make_task_grid(train, n, num_threads);
   double rho, alpha;
@@ -145,37 +143,27 @@ void search_typed(const TrainLayout& train, const KernelTable& kernels, const vo
   const double tiny = train.dtype == kF32 ? std::ldexp(1.0, -126) : std::ldexp(1.0, -1022);
   const ScanFn scan = kernels.scan[train.dtype][train.metric];
   std::vector<Champion> partial(static_cast<size_t>(grid.n_tc) * n * 2);  // [chunk][query][class]
-  const auto* q_bytes = static_cast<const uint8_t*>(queries);
 
   for_each_task<SearchState<Codec>>(grid.tasks(), num_threads, [&](SearchState<Codec>& st, int64_t task) {
     const int64_t q_begin = grid.q_begin(task), n_q = grid.q_count(task), tc = grid.train_chunk(task);
-    const uint8_t* q_src = q_bytes + q_begin * train.dim * es;
-    const size_t q_bytes_needed = round_up(n_q, kTileQ) * dp * es;
-    if (st.queries.size() < q_bytes_needed) st.queries = AlignedBuffer(q_bytes_needed);
-    st.q_aux.resize(n_q);
+    st.q.pack(train, queries, skip_index, q_begin, n_q);
     st.q_class.assign(query_class + q_begin, query_class + q_begin + n_q);
-    st.q_skip.resize(n_q);
-    pack_queries(q_src, train.dtype, train.metric, n_q, train.dim, dp, st.queries.data(), st.q_aux.data());
-    for (int64_t i = 0; i < n_q; ++i) {
-      const int64_t s = skip_index ? skip_index[q_begin + i] : -1;
-      st.q_skip[i] = s >= 0 ? train.pos_of_orig[s] : -1;
-    }
     st.best.assign(n_q * 2, best_init);
     st.best_orig.assign(n_q * 2, -1);
     st.sink.train = &train;
     st.sink.rho = rho;
     st.sink.alpha = alpha;
-    st.sink.queries = q_src;
+    st.sink.queries = st.q.source;
     st.sink.best = st.best.data();
     st.sink.reset(n_q);
-    ScanJob job{st.queries.data(), n_q, st.q_class.data(), st.q_skip.data(), st.q_aux.data(),
+    ScanJob job{st.q.packed.data(), n_q, st.q_class.data(), st.q.skip.data(), st.q.aux.data(),
                 train.data.data(), train.t_class.data(), train.t_aux.empty() ? nullptr : train.t_aux.data(),
                 dp, 0, 0, train.m, rho, alpha, st.best.data(), &st.sink, train.orig_of_pos.data(),
                 st.best_orig.data()};
     if (gemm) {
       st.q_sq.resize(n_q);
       st.q_len.resize(n_q);
-      row_norms(st.queries.data(), train.dtype, n_q, dp, st.q_sq.data(), st.q_len.data());
+      row_norms(st.q.packed.data(), train.dtype, n_q, dp, st.q_sq.data(), st.q_len.data());
       job.t_panel = train.panel.data();
       job.t_sq = train.sq.data();
       job.t_len = train.len.data();

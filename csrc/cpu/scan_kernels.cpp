@@ -608,16 +608,6 @@ void scan_gemm(const ScanJob& job) {
 template <class Codec>
 using ProduceFn = void (*)(const ScanJob&, int64_t, typename Codec::Key*);
 
-// Nearest same-class / other-class search: training tiles outside, queries inside, so each training
-// tile is used by every query of the job while it is in cache.
-template <class Codec, ProduceFn<Codec> kProduce>
-void scan(const ScanJob& job) {
-  alignas(64) static thread_local typename Codec::Key keys[kMaxJobQueries * kTileT];
-  for (int64_t j0 = job.t_begin; j0 < job.t_end; j0 += kTileT) {
-    kProduce(job, j0, keys);
-    for (int64_t q0 = 0; q0 < job.n_q; q0 += kTileQ) reduce_tile<Codec>(keys + q0 * kTileT, q0, j0, job);
-  }
-}
 
 // Per-class top-K candidates: push every point whose key is within its class's threshold. Training
 // points are sorted by class, so most tiles hold one class and compare against one threshold.
@@ -646,14 +636,23 @@ void reduce_topk(const typename Codec::Key* tile, int64_t q0, int64_t j0, const 
   }
 }
 
-template <class Codec, ProduceFn<Codec> kProduce>
-void scan_topk(const ScanJob& job) {
+template <class Codec>
+using ReduceFn = void (*)(const typename Codec::Key*, int64_t, int64_t, const ScanJob&);
+
+// Training tiles outside, queries inside, so each training tile is used by every query of the job
+// while it is in cache: kProduce fills a tile's keys, kReduce folds them (reduce_tile: the nearest
+// same-class / other-class point; reduce_topk: per-class top-K candidates).
+template <class Codec, ProduceFn<Codec> kProduce, ReduceFn<Codec> kReduce = reduce_tile<Codec>>
+void scan(const ScanJob& job) {
   alignas(64) static thread_local typename Codec::Key keys[kMaxJobQueries * kTileT];
   for (int64_t j0 = job.t_begin; j0 < job.t_end; j0 += kTileT) {
     kProduce(job, j0, keys);
-    for (int64_t q0 = 0; q0 < job.n_q; q0 += kTileQ) reduce_topk<Codec>(keys + q0 * kTileT, q0, j0, job);
+    for (int64_t q0 = 0; q0 < job.n_q; q0 += kTileQ) kReduce(keys + q0 * kTileT, q0, j0, job);
   }
 }
+
+template <class Codec, ProduceFn<Codec> kProduce>
+constexpr ScanFn scan_topk = scan<Codec, kProduce, reduce_topk<Codec>>;
 
 // Bisector bound (scan_common.h). The driver groups queries by class, so a training tile holding only
 // the class of every query in the job has no other-class point and is skipped.

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <exception>
+#include <vector>
 
 #include "scan_common.h"
 #include "train_layout.h"
@@ -47,6 +48,31 @@ inline TaskGrid make_task_grid(const TrainLayout& train, int64_t n, int num_thre
   g.tiles_per_chunk = (t_tiles + g.n_tc - 1) / g.n_tc;
   return g;
 }
+
+// The queries of one task as the kernels read them: packed rows, uint8-l2 aux terms, and the sorted
+// position each query skips (leave-one-out, -1 for none). Reused across tasks by one thread.
+struct TaskQueries {
+  AlignedBuffer packed{static_cast<size_t>(kMaxJobQueries) * 8 * 64};  // grown on demand
+  std::vector<int32_t> aux;
+  std::vector<int64_t> skip;
+  const uint8_t* source = nullptr;  // the task's original rows (n_q x dim), for exact re-checks
+
+  // Pack queries [q_begin, q_begin + n_q) of `queries` (n x train.dim, row-major, train.dtype);
+  // skip_index: (n) original training index each query ignores, or nullptr.
+  void pack(const TrainLayout& train, const void* queries, const int64_t* skip_index, int64_t q_begin, int64_t n_q) {
+    const size_t es = element_size(train.dtype);
+    source = static_cast<const uint8_t*>(queries) + q_begin * train.dim * es;
+    const size_t bytes = round_up(n_q, kTileQ) * train.dim_padded * es;
+    if (packed.size() < bytes) packed = AlignedBuffer(bytes);
+    aux.resize(n_q);
+    skip.resize(n_q);
+    pack_queries(source, train.dtype, train.metric, n_q, train.dim, train.dim_padded, packed.data(), aux.data());
+    for (int64_t i = 0; i < n_q; ++i) {
+      const int64_t s = skip_index ? skip_index[q_begin + i] : -1;
+      skip[i] = s >= 0 ? train.pos_of_orig[s] : -1;
+    }
+  }
+};
 
 // Run body(state, task) for every task on num_threads threads, one default-constructed State per
 // thread (its reusable buffers). The first exception thrown by any task is rethrown here.

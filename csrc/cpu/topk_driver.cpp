@@ -120,16 +120,14 @@ struct TopkSink : CandidateSink {
 
 template <class Codec>
 struct TopkState {
-  AlignedBuffer queries{static_cast<size_t>(kMaxJobQueries) * 8 * 64};  // grown on demand
-  std::vector<int32_t> q_aux, q_class;
-  std::vector<int64_t> q_skip;
+  TaskQueries q;
+  std::vector<int32_t> q_class;
   TopkSink<Codec> sink;
 };
 
 template <class Codec>
 void topk_typed(const TrainLayout& train, const KernelTable& kernels, const void* queries, int64_t n,
                 const int64_t* skip_index, int k, int num_threads, TopkOutput out) {
-  const size_t es = element_size(train.dtype);
   const int64_t dp = train.dim_padded, nc = train.n_classes;
   const TaskGrid grid = make_task_grid(train, n, num_threads);
   double rho, alpha;
@@ -137,30 +135,20 @@ void topk_typed(const TrainLayout& train, const KernelTable& kernels, const void
   const ScanFn scan = kernels.topk[train.dtype][train.metric];
   // [chunk][query][class][k] the k best of each training chunk, padded with empty champions
   std::vector<Champion> partial(static_cast<size_t>(grid.n_tc) * n * nc * k);
-  const auto* q_bytes = static_cast<const uint8_t*>(queries);
 
   for_each_task<TopkState<Codec>>(grid.tasks(), num_threads, [&](TopkState<Codec>& st, int64_t task) {
     const int64_t q_begin = grid.q_begin(task), n_q = grid.q_count(task), tc = grid.train_chunk(task);
-    const uint8_t* q_src = q_bytes + q_begin * train.dim * es;
-    const size_t q_bytes_needed = round_up(n_q, kTileQ) * dp * es;
-    if (st.queries.size() < q_bytes_needed) st.queries = AlignedBuffer(q_bytes_needed);
-    st.q_aux.resize(n_q);
+    st.q.pack(train, queries, skip_index, q_begin, n_q);
     st.q_class.assign(n_q, kNoClass);  // the kernels' produce step never reads it; kept well-defined
-    st.q_skip.resize(n_q);
-    pack_queries(q_src, train.dtype, train.metric, n_q, train.dim, dp, st.queries.data(), st.q_aux.data());
-    for (int64_t i = 0; i < n_q; ++i) {
-      const int64_t s = skip_index ? skip_index[q_begin + i] : -1;
-      st.q_skip[i] = s >= 0 ? train.pos_of_orig[s] : -1;
-    }
     TopkSink<Codec>& sink = st.sink;
     sink.train = &train;
-    sink.queries = q_src;
+    sink.queries = st.q.source;
     sink.k = static_cast<size_t>(k);
     sink.n_classes = static_cast<int32_t>(nc);
     sink.rho = rho;
     sink.alpha = alpha;
     sink.reset(n_q);
-    ScanJob job{st.queries.data(), n_q, st.q_class.data(), st.q_skip.data(), st.q_aux.data(),
+    ScanJob job{st.q.packed.data(), n_q, st.q_class.data(), st.q.skip.data(), st.q.aux.data(),
                 train.data.data(), train.t_class.data(), train.t_aux.empty() ? nullptr : train.t_aux.data(),
                 dp, 0, 0, train.m, rho, alpha, nullptr, &sink, train.orig_of_pos.data(), nullptr};
     job.class_thr = sink.thr.data();

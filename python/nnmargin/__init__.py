@@ -12,12 +12,13 @@ from . import _core
 from ._errors import InputError
 from .adversarial import AttackResult, attack_1nn
 from .certify import certify
+from .knn_attack import attack_knn
 from .result import CertifyResult
 from .separation import SeparationResult, separation
 from .trainset import TrainSet
 
 __version__ = "0.1.0"
-__all__ = ["certify", "attack_1nn", "AttackResult", "CertifyResult", "separation", "SeparationResult", "TrainSet",
+__all__ = ["certify", "attack_1nn", "attack_knn", "AttackResult", "CertifyResult", "separation", "SeparationResult", "TrainSet",
            "InputError", "cpu_isas", "cuda_available", "datasets", "reference", "__version__"]
 __all__ += ["lipschitz", "features", "lipschitz_bound"]  # nnmargin.lipschitz (needs torch), loaded on first use
 
