@@ -81,6 +81,20 @@ def test_leave_one_out_across_shards(client):
         assert_identical(nd.certify(t, ty, train, leave_one_out=True, bound="bisector"), local)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32], ids=["uint8", "float32"])
+def test_knn_identical_to_one_machine(client, dtype):
+    """k-NN: per-class top-k lists merged across shards (a class absent from a shard, ties across
+    the borders, leave-one-out) give the one-machine result."""
+    x, y, t, ty = problem(4, dtype)
+    order = np.argsort(ty, kind="stable")
+    t, ty = t[order], ty[order]
+    with nd.TrainSet(np.split(t, [100, 250]), np.split(ty, [100, 250]), client=client) as train:
+        for k in (1, 4, 9):
+            assert_identical(nd.certify(x, y, train, k=k), nnmargin.certify(x, y, (t, ty), k=k))
+        loo = nd.certify(t, ty, train, k=5, leave_one_out=True)
+        assert_identical(loo, nnmargin.certify(t, ty, (t, ty), k=5, leave_one_out=True))
+
+
 def test_sources_dask_array_and_npy_files_on_the_workers(client, tmp_path):
     x, y, t, ty = problem(4, np.float32)
     local = nnmargin.certify(x, y, (t, ty), bound="bisector")

@@ -94,8 +94,7 @@ class TrainSetBase:
         """(value, index), each (N, C, k) with C = len(classes): for every class (in ``classes``
         order) the k nearest training points of each query, ascending by (value, index), in
         kernel units; +inf / -1 where a class has fewer than k points. ``skip`` as in search."""
-        raise InputError(f"k > 1 runs on one machine in this version (use nnmargin.TrainSet, not "
-                         f"{type(self).__name__})")
+        raise NotImplementedError
 
     def bisector(self, queries, labels, pivot_rows, pivot_sq, norm: str, isa: str = "auto", threads: int = 0):
         """(bound (N,), index (N,)): the bisector bound in ``norm`` (kernel units, rounded down) and

@@ -74,16 +74,31 @@ def _globalize(index: np.ndarray, offset: int) -> np.ndarray:
     return np.where(index >= 0, index + offset, -1)
 
 
+def _local_skip(shard: Shard, skip):
+    """Global leave-one-out indices (N,) as the shard's local ones (-1 outside it), or None."""
+    if skip is None:
+        return None
+    inside = (skip >= shard.offset) & (skip < shard.offset + shard.n_points)
+    return np.where(inside, skip - shard.offset, -1).astype(np.int64)
+
+
 def search_shard(shard: Shard, queries, labels, skip, metric, device, isa, threads):
     """The shard's nearest same/other-class points: (value_same, idx_same, value_other, idx_other),
     indices global. ``skip`` (N,) holds global leave-one-out indices, or None."""
-    local_skip = None
-    if skip is not None:
-        inside = (skip >= shard.offset) & (skip < shard.offset + shard.n_points)
-        local_skip = np.where(inside, skip - shard.offset, -1).astype(np.int64)
-    v_same, i_same, v_other, i_other = shard.train.search(queries, labels, local_skip, metric, device, isa,
-                                                          _worker_threads(threads))
+    v_same, i_same, v_other, i_other = shard.train.search(queries, labels, _local_skip(shard, skip), metric, device,
+                                                          isa, _worker_threads(threads))
     return v_same, _globalize(i_same, shard.offset), v_other, _globalize(i_other, shard.offset)
+
+
+def topk_shard(shard: Shard, queries, skip, k, metric, isa, threads, classes):
+    """The shard's k nearest points of each class of the whole set (``classes``, sorted), as
+    (value, global index), each (N, len(classes), k); a class the shard lacks is all +inf / -1."""
+    value, index = shard.train.search_topk(queries, _local_skip(shard, skip), k, metric, isa, _worker_threads(threads))
+    out_v = np.full((value.shape[0], len(classes), k), np.inf)
+    out_i = np.full(out_v.shape, -1, dtype=np.int64)
+    at = np.searchsorted(classes, shard.train.classes)
+    out_v[:, at], out_i[:, at] = value, _globalize(index, shard.offset)
+    return out_v, out_i
 
 
 def bisector_shard(shard: Shard, queries, labels, pivot_rows, pivot_sq, norm, isa, threads):
@@ -113,6 +128,14 @@ def merge_neighbours(a, b):
         take = _better(b[k], b[k + 1], a[k], a[k + 1])
         out += [np.where(take, b[k], a[k]), np.where(take, b[k + 1], a[k + 1])]
     return tuple(out)
+
+
+def merge_topk(a, b):
+    """Two shards' per-class lists (value, index) -> the k best of both under (value, global index)."""
+    k = a[0].shape[2]
+    value, index = np.concatenate([a[0], b[0]], axis=2), np.concatenate([a[1], b[1]], axis=2)
+    order = np.lexsort((np.where(index >= 0, index, np.iinfo(np.int64).max), value), axis=-1)[..., :k]
+    return np.take_along_axis(value, order, axis=2), np.take_along_axis(index, order, axis=2)
 
 
 def merge_bisector(a, b):

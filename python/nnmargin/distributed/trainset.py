@@ -142,6 +142,12 @@ class TrainSet(TrainSetBase):
                  for shard in self._shards]
         return self._reduce(parts, _shard.merge_neighbours)
 
+    def search_topk(self, queries, skip, k: int, metric: str, isa: str = "auto", threads: int = 0):
+        q, = self._send(queries)
+        parts = [self.client.submit(_shard.topk_shard, shard, q, skip, k, metric, isa, threads, self.classes,
+                                    pure=False) for shard in self._shards]
+        return self._reduce(parts, _shard.merge_topk)
+
     def bisector(self, queries, labels, pivot_rows, pivot_sq, norm: str, isa: str = "auto", threads: int = 0):
         data = self._send(queries, labels, pivot_rows, pivot_sq)
         parts = [self.client.submit(_shard.bisector_shard, shard, *data, norm, isa, threads, pure=False)
