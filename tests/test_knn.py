@@ -202,5 +202,8 @@ def test_experiment_accepts_knn_methods():
 
     assert parse_methods("1nn,75nn,trades") == ["1nn", "75nn", "trades"]
     assert [neighbours_of(m) for m in ("1nn", "3nn", "7nn", "75nn", "trades")] == [1, 3, 7, 75, None]
+    from nnmargin.experiment.config import DEFAULT_METHODS
+
+    assert "1nn" in DEFAULT_METHODS and not {"3nn", "7nn", "75nn"} & set(DEFAULT_METHODS)  # opt-in
     with pytest.raises(nnmargin.InputError, match="unknown method"):
         parse_methods("4nn")

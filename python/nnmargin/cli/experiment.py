@@ -9,8 +9,8 @@ reloaded from their checkpoints.
 from __future__ import annotations
 
 from ..experiment import run_experiment
-from ..experiment.config import (BOUNDS, DATASETS, DEFAULT_EPS, METHODS, NETWORK_METHODS, SPLITS,
-                                 canonical_dataset, parse_methods, parse_pairs)
+from ..experiment.config import (BOUNDS, DATASETS, DEFAULT_EPS, DEFAULT_METHODS, METHODS, NETWORK_METHODS,
+                                 SPLITS, canonical_dataset, parse_methods, parse_pairs)
 from ._common import Command, arg_type, positive_int, require
 
 
@@ -31,8 +31,9 @@ def add_arguments(parser) -> None:
                         help="benchmark dataset ('sample' = the MNIST subset embedded in nnmargin)")
     parser.add_argument("--pairs", default="all", type=arg_type(parse_pairs),
                         help="class pairs: 'all' (the 45 pairs) or a list like '3-5,0-1' (default: all)")
-    parser.add_argument("--methods", default=",".join(METHODS), type=arg_type(parse_methods),
-                        help=f"comma list of {', '.join(METHODS)} (default: all)")
+    parser.add_argument("--methods", default=",".join(DEFAULT_METHODS), type=arg_type(parse_methods),
+                        help=f"comma list of {', '.join(METHODS)} (default: {','.join(DEFAULT_METHODS)}; "
+                             f"the k-NN methods are certified by the relaxation bound)")
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="output folder: results.sqlite and models/ (re-use it to resume)")
     parser.add_argument("--splits", default=",".join(SPLITS), type=_split_list,
