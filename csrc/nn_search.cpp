@@ -19,12 +19,20 @@ PreparedTrain prepare_train(const void* x, DType dtype, int64_t m, int64_t dim, 
   return PreparedTrain{cpu::build_train_layout(x, dtype, m, dim, class_id, metric)};
 }
 
-void search(const PreparedTrain& train, const void* queries, int64_t n, const int32_t* query_class,
-            const int64_t* skip_index, const SearchOptions& options, SearchOutput out) {
-  const cpu::TrainLayout& layout = *train.layout;
+namespace {
+
+void check_skip(const cpu::TrainLayout& layout, const int64_t* skip_index, int64_t n) {
   if (skip_index)
     for (int64_t i = 0; i < n; ++i)
       if (skip_index[i] >= layout.m) throw std::invalid_argument("leave-one-out index out of range");
+}
+
+}  // namespace
+
+void search(const PreparedTrain& train, const void* queries, int64_t n, const int32_t* query_class,
+            const int64_t* skip_index, const SearchOptions& options, SearchOutput out) {
+  const cpu::TrainLayout& layout = *train.layout;
+  check_skip(layout, skip_index, n);
   if (options.device == "cpu") {
     cpu::search(layout, cpu::kernel_table_for(options.isa), queries, n, query_class, skip_index,
                 options.num_threads, out);
@@ -40,9 +48,7 @@ void search(const PreparedTrain& train, const void* queries, int64_t n, const in
 void search_topk(const PreparedTrain& train, const void* queries, int64_t n, const int64_t* skip_index, int k,
                  const SearchOptions& options, cpu::TopkOutput out) {
   const cpu::TrainLayout& layout = *train.layout;
-  if (skip_index)
-    for (int64_t i = 0; i < n; ++i)
-      if (skip_index[i] >= layout.m) throw std::invalid_argument("leave-one-out index out of range");
+  check_skip(layout, skip_index, n);
   if (options.device != "cpu")
     throw std::invalid_argument("the per-class top-k search runs on the CPU only in this version (device='cpu')");
   cpu::search_topk(layout, cpu::kernel_table_for(options.isa), queries, n, skip_index, k, options.num_threads, out);

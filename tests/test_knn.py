@@ -207,3 +207,18 @@ def test_experiment_accepts_knn_methods():
     assert "1nn" in DEFAULT_METHODS and not {"3nn", "7nn", "75nn"} & set(DEFAULT_METHODS)  # opt-in
     with pytest.raises(nnmargin.InputError, match="unknown method"):
         parse_methods("4nn")
+
+
+def test_attack_means_do_not_depend_on_the_chunking(monkeypatch):
+    from nnmargin import knn_attack
+
+    rng = np.random.default_rng(12)
+    t, ty, _, _ = _data(rng, 50, 6, 0, 2, np.uint8, levels=256)
+    train = nnmargin.TrainSet(t, ty)
+    pts = rng.integers(-1, 50, (23, 4))
+    pts[:, 0] = rng.integers(0, 50, 23)  # at least one point per query
+    whole = knn_attack._means(train, pts, 6)
+    monkeypatch.setattr(knn_attack, "_MEAN_CHUNK", 4 * 6 * 5)  # 5 queries per chunk
+    np.testing.assert_array_equal(knn_attack._means(train, pts, 6), whole)
+    want = [t[p[p >= 0]].astype(np.float64).mean(axis=0) for p in pts]
+    np.testing.assert_allclose(whole, want, rtol=1e-12)

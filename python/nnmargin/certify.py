@@ -210,8 +210,6 @@ def _validate(x, y, train, metric, bound, norm, pivots, scale, leave_one_out, nu
     if k > 1 and bound != "margin":
         raise InputError(f"bound={bound!r} is for the 1NN (k=1); k={k} is certified by the relaxation of "
                          f"bound='margin'")
-    if k > 1 and device == "cuda":
-        raise InputError(f"k={k} runs on the CPU in this version; use device='cpu'")
     if bound != "margin" and metric != "l2":
         raise InputError(f"bound={bound!r} is for the l2-metric 1NN (metric='l2'), got metric={metric!r}")
     pivots = as_pivots(pivots, MAX_PIVOTS)
@@ -224,22 +222,25 @@ def _validate(x, y, train, metric, bound, norm, pivots, scale, leave_one_out, nu
         if not trainset.is_own_training_set(queries, labels):
             raise InputError("leave_one_out=True needs the queries (x, y) to be the training set itself")
         own_index = np.arange(queries.shape[0], dtype=np.int64)
-    run_on = _resolve_device(device, bound)
+    run_on = _resolve_device(device, bound, k)
     return _Request(trainset, queries, labels, own_index, metric, norm, bound, pivots, scale,
                     as_box(box, is_uint8, 1.0 if scale is None else scale), run_on, isa,
                     as_num_threads(num_threads), k)
 
 
-def _resolve_device(device: str, bound: str) -> str:
+def _resolve_device(device: str, bound: str, k: int) -> str:
+    """Where the search runs: the CUDA backend serves the 1NN margin search only."""
     as_choice(device, "device", DEVICES)
+    on_gpu = bound == "margin" and k == 1
     if device == "auto":
-        usable = AUTO_USES_CUDA and bound == "margin" and _core.cuda_device_count() > 0
-        return "cuda" if usable else "cpu"
+        return "cuda" if AUTO_USES_CUDA and on_gpu and _core.cuda_device_count() > 0 else "cpu"
     if device == "cuda":
-        if _core.cuda_device_count() == 0:
-            raise DeviceUnavailableError(f"device='cuda' requested but {_core.cuda_status()[1]}")
+        if k > 1:
+            raise InputError(f"k={k} runs on the CPU in this version; use device='cpu'")
         if bound != "margin":
             raise InputError(f"bound={bound!r} runs on the CPU in this version; use device='cpu'")
+        if _core.cuda_device_count() == 0:
+            raise DeviceUnavailableError(f"device='cuda' requested but {_core.cuda_status()[1]}")
     return device
 
 
@@ -255,26 +256,31 @@ def _certify_batch(req: _Request, rows: slice) -> CertifyResult:
 
     trainset = req.trainset
     dist_same, dist_other = req.to_dist(raw.value_same), req.to_dist(raw.value_other)
-    rel_err = req.rel_err
     same_wins = (dist_same < dist_other) | ((dist_same == dist_other) & (raw.idx_same < raw.idx_other))
     same_wins &= raw.idx_same >= 0
     pred = np.where(same_wins, labels, trainset.labels[np.maximum(raw.idx_other, 0)])
     pred = np.where((raw.idx_same < 0) & (raw.idx_other < 0), -1, pred)
     correct = pred == labels
-    radius = margin_radius(dist_same, dist_other, correct, req.metric, req.norm, trainset.dim, rel_err)
+    radius = margin_radius(dist_same, dist_other, correct, req.metric, req.norm, trainset.dim, req.rel_err)
 
     batch = _Batch(queries, labels, own_index, raw, correct, radius)
     for step in _TIGHTENING[req.bound]:
         step(req, batch)
+    return _result(req, labels, pred, correct, (dist_same, raw.idx_same, dist_other, raw.idx_other), batch.radius,
+                   search_seconds, batch.info, target_index=batch.target_index, adversarial=batch.adversarial,
+                   radius_upper=batch.radius_upper)
+
+
+def _result(req: _Request, labels, pred, correct, nearest, radius, seconds, info, **extra) -> CertifyResult:
+    """A batch's CertifyResult: ``nearest`` = (dist_same, idx_same, dist_other, idx_other), each (n,)."""
+    dist_same, idx_same, dist_other, idx_other = nearest
     return CertifyResult(
-        labels=labels, pred=pred.astype(np.int64), correct=correct,
-        dist_same=dist_same, idx_same=raw.idx_same, dist_other=dist_other, idx_other=raw.idx_other,
-        radius=batch.radius, metric=req.metric, scale=req.scale, n_train=trainset.n_points,
-        seconds=search_seconds, leave_one_out=req.own_index is not None, bound=req.bound, norm=req.norm,
-        target_index=batch.target_index, adversarial=batch.adversarial, radius_upper=batch.radius_upper,
-        info={"device": req.device, "dtype": str(trainset.dtype), "bound": req.bound, "norm": req.norm,
-              **batch.info},
-        n_features=trainset.dim, distance_rel_err=rel_err,
+        labels=labels, pred=np.asarray(pred, dtype=np.int64), correct=correct, dist_same=dist_same,
+        idx_same=idx_same, dist_other=dist_other, idx_other=idx_other, radius=radius, metric=req.metric,
+        scale=req.scale, n_train=req.trainset.n_points, seconds=seconds, leave_one_out=req.own_index is not None,
+        bound=req.bound, norm=req.norm, k=req.k, n_features=req.trainset.dim, distance_rel_err=req.rel_err,
+        info={"device": req.device, "dtype": str(req.trainset.dtype), "bound": req.bound, "norm": req.norm, **info},
+        **extra,
     )
 
 
@@ -290,28 +296,21 @@ def _certify_knn_batch(req: _Request, rows: slice) -> CertifyResult:
     n_classes = len(trainset.classes)
     y = trainset.class_ids(labels)
     voted = vote(lists.cls, req.k, n_classes)
-    pred = np.where(voted >= 0, trainset.classes[np.maximum(voted, 0)], -1).astype(np.int64)
+    pred = np.where(voted >= 0, trainset.classes[np.maximum(voted, 0)], -1)
     correct = pred == labels
     half = relaxation_half_gap(lists, y, req.k, n_classes, req.rel_err)
     radius = radius_in_norm(half, correct, req.metric, req.norm, trainset.dim)
-    # the nearest same-class and other-class points, as for the 1NN
-    first_other = np.argmax(lists.cls != y[:, None], axis=1)
-    has_other = np.take_along_axis(lists.cls, first_other[:, None], axis=1)[:, 0] >= 0
-    has_other &= np.take_along_axis(lists.cls, first_other[:, None], axis=1)[:, 0] != y
+    # the nearest same-class point (first of y's list) and other-class point (first entry not of y)
     rows_ = np.arange(len(labels))
-    own = np.maximum(y, 0)
-    idx_same = np.where(y >= 0, index[rows_, own, 0], -1)
-    dist_same = np.where(idx_same >= 0, req.to_dist(value[rows_, own, 0]), np.inf)
+    idx_same = np.where(y >= 0, index[rows_, np.maximum(y, 0), 0], -1)
+    dist_same = np.where(idx_same >= 0, req.to_dist(value[rows_, np.maximum(y, 0), 0]), np.inf)
+    first_other = np.argmax(lists.cls != y[:, None], axis=1)
+    cls_other = lists.cls[rows_, first_other]
+    has_other = (cls_other >= 0) & (cls_other != y)
     idx_other = np.where(has_other, lists.index[rows_, first_other], -1)
     dist_other = np.where(has_other, lists.dist[rows_, first_other], np.inf)
-    return CertifyResult(
-        labels=labels, pred=pred, correct=correct, dist_same=dist_same, idx_same=idx_same, dist_other=dist_other,
-        idx_other=idx_other, radius=radius, metric=req.metric, scale=req.scale, n_train=trainset.n_points,
-        seconds=search_seconds, leave_one_out=req.own_index is not None, bound=req.bound, norm=req.norm,
-        info={"device": req.device, "dtype": str(trainset.dtype), "bound": req.bound, "norm": req.norm,
-              "certify_seconds": time.perf_counter() - start},
-        n_features=trainset.dim, distance_rel_err=req.rel_err, k=req.k,
-    )
+    return _result(req, labels, pred, correct, (dist_same, idx_same, dist_other, idx_other), radius, search_seconds,
+                   {"certify_seconds": time.perf_counter() - start})
 
 
 def _tighten_by_bisectors(req: _Request, batch: _Batch) -> None:

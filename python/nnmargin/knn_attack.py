@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from ._errors import InputError
-from ._names import DEFAULT_UINT8_SCALE, NUMPY_ORD, as_metric, as_norm
+from ._names import DEFAULT_UINT8_SCALE, MAX_K, NUMPY_ORD, as_metric, as_norm
 from ._validate import as_k, as_scale
 from .adversarial import AttackResult
 from .certify import certify
@@ -31,6 +31,7 @@ from .trainset import as_trainset
 _GRID = np.geomspace(1.0 / 64, 1.5, 14)  # path positions tried first (1: the mean itself)
 _BISECTIONS = 7                          # refinements between the last unflipped and first flipped
 _ATTACK_NORMS = ("l2", "linf")
+_MEAN_CHUNK = 1 << 23                    # float64 elements of gathered rows held at once (64 MB)
 
 
 def knn_predict(trainset, queries: np.ndarray, k: int, metric: str, isa: str = "auto", threads: int = 0) -> np.ndarray:
@@ -59,7 +60,7 @@ def attack_knn(x, y, train, *, k: int, metric: str = "l2", norm: str = "l2", sca
         the example was pulled towards (-1 where none).
     """
     trainset = as_trainset(train)
-    k, metric, norm = as_k(k, 4096), as_metric(metric), as_norm(norm)
+    k, metric, norm = as_k(k, MAX_K), as_metric(metric), as_norm(norm)
     if norm not in _ATTACK_NORMS:
         raise InputError(f"the k-NN attack minimises the l2 or linf norm, got norm={norm!r}")
     is_uint8 = trainset.dtype == np.uint8
@@ -86,11 +87,22 @@ def attack_knn(x, y, train, *, k: int, metric: str = "l2", norm: str = "l2", sca
         for m in sorted({half, k}):
             pts = index[np.arange(len(live)), cls, :m]                  # (L, m), -1 past the class's end
             ok = (pts >= 0).any(axis=1) & np.isfinite(reach[np.arange(len(live)), cls])
-            rows = trainset.rows(np.maximum(pts, 0)).astype(np.float64)  # (L, m, D)
-            w = (pts >= 0)[:, :, None]
-            mean = (rows * w).sum(axis=1) / np.maximum(w.sum(axis=1), 1)
+            mean = _means(trainset, pts, d)
             _walk(trainset, k, metric, norm, unit, xf[live], cert.labels[live], mean, ok, pts[:, 0], live, res, threads)
     return res
+
+
+def _means(trainset, pts: np.ndarray, d: int) -> np.ndarray:
+    """(L, D) float64 mean of the training rows ``pts`` (L, m) of each query (-1 entries left out),
+    gathered a chunk of queries at a time so the (chunk, m, D) rows stay within _MEAN_CHUNK."""
+    mean = np.zeros((len(pts), d))
+    step = max(1, _MEAN_CHUNK // max(1, pts.shape[1] * d))
+    for b in range(0, len(pts), step):
+        p = pts[b:b + step]
+        w = (p >= 0)[:, :, None]
+        rows = trainset.rows(np.maximum(p, 0)).astype(np.float64)
+        mean[b:b + step] = (rows * w).sum(axis=1) / np.maximum(w.sum(axis=1), 1)
+    return mean
 
 
 def _point(x, direction, s, norm):
