@@ -183,3 +183,14 @@ def as_box(box, is_uint8: bool, unit: float):
     if not lo < hi:
         raise InputError(f"box needs lo < hi, got {box!r}")
     return (lo, hi)
+
+
+def as_processes(processes, trainset) -> int:
+    """Worker processes of a certify call: a positive integer; more than 1 needs a training set that
+    can be sent to other processes (a local TrainSet)."""
+    if isinstance(processes, bool) or not isinstance(processes, (int, np.integer)) or processes < 1:
+        raise InputError(f"processes must be a positive integer, got {processes!r}")
+    if processes > 1 and getattr(trainset, "points", None) is None:
+        raise InputError(f"processes={processes} needs a local nnmargin.TrainSet (its data goes to each worker), "
+                         f"got {type(trainset).__name__}")
+    return int(processes)

@@ -6,18 +6,19 @@ tightening steps of the requested bound (:data:`_TIGHTENING`).
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from dataclasses import dataclass, field
 from typing import NamedTuple, Optional
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from . import _core
+from ._chunks import Checkpoint, fingerprint, run_chunks
 from ._errors import DeviceUnavailableError, InputError, InputTypeError
 from ._names import (AUTO_USES_CUDA, BOUNDS, DEFAULT_UINT8_SCALE, DEVICES, KNN_BATCH_ENTRIES, MAX_K, MAX_PIVOTS,
                      PROGRESS_BATCH, UNIT_ROUNDOFF as _U, as_choice, as_metric, as_norm)
-from ._validate import as_box, as_k, as_labels, as_num_threads, as_pivots, as_scale
+from ._validate import as_box, as_k, as_labels, as_num_threads, as_pivots, as_processes, as_scale
 from .bounds import bisector_bound, margin_radius, radius_in_norm
 from .knn import relaxation_half_gap, topk_lists, vote
 from .exact import exact_with_examples
@@ -67,6 +68,35 @@ class _Request:
         """Kernel values (squared for l2; uint8 in integer steps) as distances in data units."""
         return (np.sqrt(value) if self.metric == "l2" else value) * self.unit
 
+    def rows(self, begin: int, end: int) -> "_Request":
+        """The same request for queries [begin, end)."""
+        own = None if self.own_index is None else self.own_index[begin:end]
+        return dataclasses.replace(self, queries=self.queries[begin:end], labels=self.labels[begin:end],
+                                   own_index=own)
+
+    def without_queries(self, threads: int) -> "_Request":
+        """What every worker process needs once (the training set and options), with ``threads``."""
+        return dataclasses.replace(self, queries=self.queries[:0], labels=self.labels[:0], own_index=None,
+                                   threads=threads)
+
+    def query_part(self) -> tuple:
+        return self.queries, self.labels, self.own_index
+
+    def with_queries(self, part: tuple) -> "_Request":
+        queries, labels, own_index = part
+        return dataclasses.replace(self, queries=queries, labels=labels, own_index=own_index)
+
+    def run_id(self, step: int) -> str:
+        """Fingerprint of everything a result depends on: data, options, chunk size (not threads,
+        device or ISA, which never change a result)."""
+        points = getattr(self.trainset, "points", None)
+        if points is None:
+            raise InputError(f"checkpoint= needs a local nnmargin.TrainSet, got {type(self.trainset).__name__}")
+        own = np.zeros(0) if self.own_index is None else self.own_index
+        options = {"metric": self.metric, "norm": self.norm, "bound": self.bound, "pivots": self.pivots,
+                   "scale": self.scale, "box": self.box, "k": self.k, "step": step}
+        return fingerprint((points, self.trainset.labels, self.queries, self.labels, own), options)
+
     def search(self, queries, labels, skip) -> RawNeighbours:
         """Nearest same-class and other-class training point of each query (kernel units)."""
         return RawNeighbours(*self.trainset.search(queries, labels, skip, self.metric, self.device, self.isa,
@@ -92,7 +122,8 @@ class _Batch:
 def certify(x, y, train, *, metric: str = "l2", bound: str = "margin", norm: str | None = None, pivots: int = 1,
             scale: float | None = None, leave_one_out: bool = False, num_threads: int | None = None,
             device: str = "cpu", isa: str = "auto", box=None, batch_size: int | None = None,
-            progress: bool = False, lipschitz: float | None = None, k: int = 1) -> CertifyResult:
+            progress: bool = False, lipschitz: float | None = None, k: int = 1, processes: int = 1,
+            checkpoint=None) -> CertifyResult:
     """Certify the 1-nearest-neighbour (or k-NN) classifier on queries ``(x, y)``.
 
     For each query, finds in one fused pass the nearest training point of its own class and of any
@@ -147,6 +178,14 @@ def certify(x, y, train, *, metric: str = "l2", bound: str = "margin", norm: str
             triangle-inequality relaxation (see :mod:`nnmargin.knn`), which equals the margin
             bound at k = 1; bound must be "margin", the search runs on the CPU. ``dist_*`` /
             ``idx_*`` still give the nearest same-class and other-class points.
+        processes: worker processes for the chunks (default 1: this process). For bound="exact",
+            whose programs run in single-threaded Python / NNLS / HiGHS, this is how to use every
+            core; each worker searches with ``num_threads // processes`` threads (at least 1).
+            Needs a local :class:`TrainSet` (sent to each worker once). Results do not depend on it.
+        checkpoint: a folder that keeps every finished chunk (of ``batch_size`` queries). Called
+            again with the same data, options and batch size, certify reuses the finished chunks
+            and computes only the rest, so a long run survives an interruption; a folder of a
+            different run is refused (InputError). Results do not depend on it.
 
     Returns:
         A :class:`CertifyResult`. Indices refer to the training set's original order; ties are
@@ -159,14 +198,14 @@ def certify(x, y, train, *, metric: str = "l2", bound: str = "margin", norm: str
     request = _validate(x, y, train, metric, bound, norm if lipschitz is None else "l2", pivots, scale, leave_one_out,
                         num_threads, device, isa, box, k)
     n = len(request.labels)
-    step = batch_size or (PROGRESS_BATCH[request.bound] if progress else max(n, 1))
+    step = batch_size or (PROGRESS_BATCH[request.bound] if progress or checkpoint is not None else max(n, 1))
     if request.k > 1:  # the per-class lists are (queries, classes, k + 1): chunk the queries
         step = min(step, max(1, KNN_BATCH_ENTRIES // (len(request.trainset.classes) * (request.k + 1))))
-    parts = []
-    with tqdm(total=n, desc="certify", unit="query", disable=not progress, leave=False) as bar:
-        for begin in range(0, max(n, 1), step):
-            parts.append(_certify_batch(request, slice(begin, begin + step)))
-            bar.update(len(parts[-1]))
+    processes = as_processes(processes, request.trainset)
+    store = None if checkpoint is None else Checkpoint(checkpoint, request.run_id(step), n, step)
+    worker_threads = max(1, (request.threads or os.cpu_count() or 1) // processes)
+    parts = run_chunks(_certify_batch, request, n, step, progress=progress, processes=processes, checkpoint=store,
+                       worker_threads=worker_threads)
     result = CertifyResult.concatenate(parts)
     return result if lipschitz is None else _to_input_space(result, lipschitz, input_norm)
 
@@ -244,12 +283,11 @@ def _resolve_device(device: str, bound: str, k: int) -> str:
     return device
 
 
-def _certify_batch(req: _Request, rows: slice) -> CertifyResult:
-    """Search, margin bound, then the requested bound's tightening steps, for queries ``rows``."""
+def _certify_batch(req: _Request) -> CertifyResult:
+    """Search, margin bound, then the requested bound's tightening steps, for the request's queries."""
     if req.k > 1:
-        return _certify_knn_batch(req, rows)
-    queries, labels = req.queries[rows], req.labels[rows]
-    own_index = None if req.own_index is None else req.own_index[rows]
+        return _certify_knn_batch(req)
+    queries, labels, own_index = req.queries, req.labels, req.own_index
     start = time.perf_counter()
     raw = req.search(queries, labels, own_index)
     search_seconds = time.perf_counter() - start
@@ -284,10 +322,9 @@ def _result(req: _Request, labels, pred, correct, nearest, radius, seconds, info
     )
 
 
-def _certify_knn_batch(req: _Request, rows: slice) -> CertifyResult:
+def _certify_knn_batch(req: _Request) -> CertifyResult:
     """The k-NN: the k + 1 nearest points of every class, the vote, the relaxation's radius."""
-    queries, labels = req.queries[rows], req.labels[rows]
-    own_index = None if req.own_index is None else req.own_index[rows]
+    queries, labels, own_index = req.queries, req.labels, req.own_index
     trainset = req.trainset
     start = time.perf_counter()
     value, index = trainset.search_topk(queries, own_index, req.k + 1, req.metric, req.isa, req.threads)

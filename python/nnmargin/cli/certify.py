@@ -101,6 +101,13 @@ def add_arguments(p) -> None:
     run_group.add_argument("--shard-rows", type=positive_int, metavar="N",
                            help="with --scheduler: training points per shard (default: an even split over the "
                                 "workers)")
+    run_group.add_argument("--processes", type=positive_int, default=1, metavar="N",
+                           help="worker processes over the query chunks (default: 1); with --bound exact, whose "
+                                "programs run one per core, use one per core. Results do not depend on it")
+    run_group.add_argument("--checkpoint", metavar="DIR",
+                           help="keep every finished chunk of queries in DIR; the same command run again (after an "
+                                "interruption) reuses them and computes only the rest. A folder of another run "
+                                "(other data or options) is refused")
     run_group.add_argument("--chunk-size", type=positive_int, default=CHUNK_SIZE, metavar="N",
                            help=f"queries per search call; the progress bar advances per chunk (default: "
                                 f"{CHUNK_SIZE}; at most {EXACT_CHUNK_SIZE} with --bound exact)")
@@ -141,6 +148,9 @@ def check(args) -> None:
         raise InputError("--workers and --shard-rows apply with --scheduler")
     if args.scheduler is not None and args.workers is not None and args.scheduler != "local":
         raise InputError("--workers applies to --scheduler local; a remote cluster has its own workers")
+    if args.scheduler is not None and (args.processes > 1 or args.checkpoint is not None):
+        raise InputError("--processes and --checkpoint run on one machine: drop --scheduler (the cluster's workers "
+                         "share the work already)")
     if args.scheduler is not None and args.bound == "exact":
         raise InputError("--bound exact runs on one machine in this version: drop --scheduler, or use "
                          "--bound margin or bisector")
@@ -168,7 +178,8 @@ def run(args, argv) -> int:
         cert = certify(data.x_query, data.y_query, trainset, metric=args.metric, bound=args.bound, norm=args.norm,
                        pivots=args.pivots, leave_one_out=args.leave_one_out, num_threads=args.threads,
                        device=args.device, box=True if args.box else None, batch_size=chunk,
-                       progress=not args.quiet and is_terminal(sys.stderr), k=args.k)
+                       progress=not args.quiet and is_terminal(sys.stderr), k=args.k, processes=args.processes,
+                       checkpoint=args.checkpoint)
         attack = None
         if args.attack:
             from ..knn_attack import attack_knn
