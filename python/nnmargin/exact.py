@@ -43,7 +43,7 @@ import numpy as np
 
 from ._exact import programs
 from ._exact.cells import (ClassBlocks, SameClassPool, class_blocks, dual_norm_up, exact_nearest, l2_screening,
-                           proven_flip, ratio_down, weak_dual_bounds)
+                           pivot_dual_norms_up, proven_flip, ratio_down, weak_dual_bounds)
 from ._exact.rigorous import direct_slack, dual_bound, norm_up
 from ._names import NUMPY_ORD, UNIT_ROUNDOFF as _U
 
@@ -51,7 +51,8 @@ _MAX_ROUNDS = 500      # constraint-generation rounds per program (each adds >= 
 _FIRST_CONSTRAINTS = 4  # same-class points nearest to x a program starts with
 _ADD_PER_ROUND = 8     # most violated same-class points added per round
 _FEAS_TOL = 1e-10      # relative violation accepted as feasible (the lower bound does not rely on it)
-_BOUND_BLOCK = 64      # cells whose exact dual-norm screening bound is computed at once (l1, linf)
+_BOUND_BLOCK = 64      # cells whose exact dual-norm screening bound is computed at once (l1, linf), first...
+_MAX_BOUND_BLOCK = 4096  # ... doubling up to this many (numpy's per-call cost matters below a few hundred)
 _REFINE_PIVOTS = 16    # same-class pivots of the bisector bound of a cell before it is solved
 
 
@@ -243,21 +244,29 @@ def _solve_query(blocks: ClassBlocks, q: _Query, num, den, best: float, out: Exa
     lb_l2[same] = np.inf
     weak = weak_dual_bounds(blocks, q.pivot, lb_l2, q.norm)
     order = _LazyOrder(weak, blocks.index, out.candidates[i])
-    heap = []  # cells with their exact screening bound: (bound, original index, row, refined)
+    heap = []  # cells with their exact screening bound below the best distance: (bound, index, row, refined)
     pivots = q.pool.nearest(_REFINE_PIVOTS)
     lower, best_row, best_z = np.inf, -1, None
+    dropped = np.inf  # smallest exact screening bound of the cells kept out of the heap (>= best then)
+    block = _BOUND_BLOCK
     while True:
         next_weak = order.next_key()
         top = heap[0][0] if heap else np.inf
         if min(top, next_weak) >= best:
             break  # every cell left is provably farther than the best found
-        if next_weak < top:  # the next cells by their weak bound get their exact screening bound
-            rows = order.take(_BOUND_BLOCK)
+        # the next cells by their weak bound get their exact screening bound, in growing blocks; until a
+        # first cell is solved (an upper end to screen against) the heap's best cell goes first
+        if next_weak < top and (np.isfinite(best) or not heap):
+            rows = order.take(block)
+            block = min(2 * block, _MAX_BOUND_BLOCK)
             bounds = weak[rows]
             if q.norm != "l2":
-                v = blocks.points[rows] - blocks.points[q.pivot]
-                bounds = np.maximum(bounds, ratio_down(num[rows], 2.0 * dual_norm_up(v, q.norm)))
-            for b, r in zip(bounds.tolist(), rows.tolist()):
+                bounds = np.maximum(bounds, ratio_down(num[rows], 2.0 * pivot_dual_norms_up(blocks, rows, q.pivot,
+                                                                                           q.norm)))
+            keep = bounds < best
+            if not keep.all():
+                dropped = min(dropped, float(bounds[~keep].min()))
+            for b, r in zip(bounds[keep].tolist(), rows[keep].tolist()):
                 heapq.heappush(heap, (b, int(blocks.index[r]), r, False))
             continue
         bound, index, row, refined = heapq.heappop(heap)
@@ -270,7 +279,7 @@ def _solve_query(blocks: ClassBlocks, q: _Query, num, den, best: float, out: Exa
         lower = min(lower, max(cell_lower, _to_data_down(bound, q.unit)))
         if dist < best or (best_row < 0 and dist <= best):
             best, best_row, best_z = dist, row, z
-    out.radius[i] = min(lower, _to_data_down(min(top, next_weak), q.unit))
+    out.radius[i] = min(lower, _to_data_down(min(top, next_weak, dropped), q.unit))
     out.primal[i] = best * q.unit
     if best_row >= 0:
         out.target[i] = blocks.index[best_row]

@@ -25,13 +25,16 @@ class ClassBlocks:
     """Training points (M, D) float64 in raw units, sorted by class (stably: by original index
     within a class). ``index[r]`` is the original index of row r, ``row_of[i]`` the row of original
     index i, ``block[c]`` the slice of class c; ``support`` the packed nonzero pattern of each row
-    (for the l1 / linf screening), ``support_count`` its size."""
+    (for the l1 / linf screening), ``support_count`` its size; ``uint8`` the same rows as uint8
+    when the raw points are (the dual norms of differences are then exact integers, 8x less memory
+    traffic), else None."""
 
     def __init__(self, raw_points: np.ndarray, labels: np.ndarray):
         order = np.argsort(labels, kind="stable")
         self.index = order.astype(np.int64)
         self.row_of = np.empty_like(self.index)
         self.row_of[order] = np.arange(len(order))
+        self.uint8 = np.ascontiguousarray(raw_points[order]) if raw_points.dtype == np.uint8 else None
         self.points = np.ascontiguousarray(raw_points[order], dtype=np.float64)
         self.points.flags.writeable = False
         self.labels = np.asarray(labels)[order]
@@ -159,6 +162,19 @@ def dual_norm_up(v: np.ndarray, norm: str) -> np.ndarray:
     if norm == "l1":
         return np.abs(v).max(axis=1) * (1 + 4 * _U)
     return np.sqrt(np.sum(v * v, axis=1)) * (1 + direct_slack(v.shape[1]))
+
+
+def pivot_dual_norms_up(blocks: ClassBlocks, rows: np.ndarray, pivot_row: int, norm: str) -> np.ndarray:
+    """Upper bounds of ||t - p||_* for the rows t against the pivot row p: exact integers for uint8
+    points (|t - p| as max - min, no overflow), else :func:`dual_norm_up` of the float differences."""
+    if blocks.uint8 is None or norm == "l2":
+        return dual_norm_up(blocks.points[rows] - blocks.points[pivot_row], norm)
+    t, p = blocks.uint8[rows], blocks.uint8[pivot_row]
+    diff = np.maximum(t, p)
+    diff -= np.minimum(t, p)
+    if norm == "l1":  # dual linf
+        return diff.max(axis=1).astype(np.float64)
+    return diff.sum(axis=1, dtype=np.int64).astype(np.float64)  # linf: dual l1 (below 2^53: exact)
 
 
 def exact_nearest(points, sq_norms, z, unit: float = 1.0, index=None, skip: int = -1):
