@@ -178,4 +178,7 @@ def test_version_and_introspection():
     isas = nnmargin.cpu_isas()
     assert isas[-1] == "generic" and len(set(isas)) == len(isas)
     assert set(isas) <= {"avx512_vnni", "avx512", "avx2_vnni", "avx2", "generic"}
-    assert nnmargin.cuda_available() is (nnmargin._core.cuda_device_count() > 0)
+    # two separate answers of the core (device count, status with its reason) must agree
+    usable, reason = nnmargin._core.cuda_status()
+    assert nnmargin.cuda_available() is (usable > 0)
+    assert usable > 0 or "CUDA" in reason, reason

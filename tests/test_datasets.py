@@ -6,7 +6,6 @@ CIFAR-10 is tested on small files written here in the official formats.
 """
 import gzip
 import hashlib
-import io
 import os
 import pickle
 import struct

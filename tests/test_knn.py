@@ -9,8 +9,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import nnmargin
-from nnmargin import _core, knn, reference
-from nnmargin._names import metric_code
+from nnmargin import knn, reference
+from nnmargin.cli._certify_output import robust_accuracy_curves
 
 
 def _data(rng, m, d, n, n_classes, dtype, levels=4):
@@ -222,3 +222,16 @@ def test_attack_means_do_not_depend_on_the_chunking(monkeypatch):
     np.testing.assert_array_equal(knn_attack._means(train, pts, 6), whole)
     want = [t[p[p >= 0]].astype(np.float64).mean(axis=0) for p in pts]
     np.testing.assert_allclose(whole, want, rtol=1e-12)
+
+
+def test_knn_results_have_no_1nn_margin_curve():
+    """The 1NN margin is no certificate of the k-NN (it can exceed the relaxation's radius): a k-NN
+    result refuses margin_radius(), and --plot draws only the run's own bound."""
+    s = nnmargin.datasets.load_sample()
+    result = nnmargin.certify(s.x_test[:50], s.y_test[:50], (s.x_train, s.y_train), k=5)
+    with pytest.raises(nnmargin.InputError, match="5-NN"):
+        result.margin_radius()
+    curves = robust_accuracy_curves(result)
+    assert list(curves) == ["l2"] and list(curves["l2"]) == ["5-NN relaxation"]
+    one = nnmargin.certify(s.x_test[:50], s.y_test[:50], (s.x_train, s.y_train))
+    assert "margin" in robust_accuracy_curves(one)["l2"]

@@ -28,6 +28,7 @@ _ALIASES = {
 DUAL_NORM = {"l2": "l2", "linf": "l1", "l1": "linf"}       # ||.||_* of each norm
 P_OF_NORM = {"l1": 1.0, "l2": 2.0, "linf": math.inf}      # the p of l_p
 NUMPY_ORD = {"l1": 1, "l2": 2, "linf": math.inf}          # np.linalg.norm's ord
+NORM_TEXT = {"l1": "l1", "l2": "l2", "linf": "l∞"}        # how tables and figures write each norm
 
 UNIT_ROUNDOFF = 2.0**-53      # float64 unit roundoff u: one rounding moves a value by <= u relative
 DEFAULT_UINT8_SCALE = 1.0 / 255.0   # one uint8 step on the [0, 1] pixel scale of robustness papers

@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from ._errors import InputError
-from ._names import DEFAULT_UINT8_SCALE, MAX_K, NUMPY_ORD, as_metric, as_norm
+from ._names import ATTACK_NORMS, DEFAULT_UINT8_SCALE, MAX_K, NUMPY_ORD, as_metric, as_norm
 from ._validate import as_k, as_scale
 from .adversarial import AttackResult
 from .certify import certify
@@ -30,7 +30,6 @@ from .trainset import as_trainset
 
 _GRID = np.geomspace(1.0 / 64, 1.5, 14)  # path positions tried first (1: the mean itself)
 _BISECTIONS = 7                          # refinements between the last unflipped and first flipped
-_ATTACK_NORMS = ("l2", "linf")
 _MEAN_CHUNK = 1 << 23                    # float64 elements of gathered rows held at once (64 MB)
 
 
@@ -61,7 +60,7 @@ def attack_knn(x, y, train, *, k: int, metric: str = "l2", norm: str = "l2", sca
     """
     trainset = as_trainset(train)
     k, metric, norm = as_k(k, MAX_K), as_metric(metric), as_norm(norm)
-    if norm not in _ATTACK_NORMS:
+    if norm not in ATTACK_NORMS:
         raise InputError(f"the k-NN attack minimises the l2 or linf norm, got norm={norm!r}")
     is_uint8 = trainset.dtype == np.uint8
     unit = as_scale(scale, is_uint8, DEFAULT_UINT8_SCALE) or 1.0

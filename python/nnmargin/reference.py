@@ -9,6 +9,8 @@ Shapes: x (N, D) queries, y (N,) their labels, t (M, D) training points, ty (M,)
 """
 from __future__ import annotations
 
+from itertools import combinations
+
 import numpy as np
 
 from ._names import DUAL_NORM, NUMPY_ORD
@@ -137,8 +139,6 @@ def knn_relaxation_radius(x, y, t, ty, k: int, metric: str = "l2") -> np.ndarray
     """(N,) the k-NN relaxation's radius by enumerating every k-subset S of the training points:
     min over S whose vote is not y of (max_S d - min_{not S} d) / 2, clipped at 0; inf when no S
     changes the vote. No rounding control. Tiny training sets only (C(M, k) subsets)."""
-    from itertools import combinations
-
     dist = distances(x, t, metric)
     ty = np.asarray(ty).reshape(-1)
     m = len(ty)

@@ -113,7 +113,11 @@ class CertifyResult:
     def margin_radius(self, norm: str | None = None) -> np.ndarray:
         """(N,) the margin bound of these queries in perturbation norm ``norm`` (default: this
         result's norm), from the stored distances, with no new search; rounded down, 0 where the
-        query is misclassified."""
+        query is misclassified. The 1NN's bound: for a k-NN result (k > 1) the certificate is
+        ``radius`` itself, and this raises InputError."""
+        if self.k > 1:
+            raise InputError(f"margin_radius() is the 1NN's margin bound; this result certifies the {self.k}-NN, "
+                             f"whose certified radius is `radius`")
         norm = self.norm if norm is None else as_norm(norm)
         return margin_radius(self.dist_same, self.dist_other, self.correct, self.metric, norm,
                              self.n_features, self.distance_rel_err)

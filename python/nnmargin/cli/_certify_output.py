@@ -103,9 +103,14 @@ def write_outputs(data: CertifyData, cert: CertifyResult, eps, timings, args, ar
 
 def robust_accuracy_curves(cert: CertifyResult) -> dict:
     """{norm: {bound: (radius, correct)}}: the margin bound in every norm, from the result's own
-    distances (no new search), plus the run's own bound in its norm."""
+    distances (no new search), plus the run's own bound in its norm. A k-NN run (k > 1) has only its
+    own bound: the 1NN margin is no certificate of the k-NN."""
     curves = {}
     for norm in PANEL_NORMS:
+        if cert.k > 1:
+            if norm == cert.norm:
+                curves[norm] = {f"{cert.k}-NN relaxation": (cert.radius, cert.correct)}
+            continue
         curves[norm] = {"margin": (cert.margin_radius(norm), cert.correct)}
         if norm == cert.norm:
             curves[norm][cert.bound] = (cert.radius, cert.correct)

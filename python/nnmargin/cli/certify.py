@@ -17,6 +17,7 @@ from .. import cuda_available, datasets
 from .._errors import InputError
 from .._names import AUTO_USES_CUDA, BOUNDS, DEVICES, MAX_PIVOTS, METRICS, NORMS, PROGRESS_BATCH
 from ..certify import certify
+from ..knn_attack import attack_knn
 from ..trainset import TrainSet
 from ._certify_data import add_dataset_arguments, check_dataset_arguments, load_data
 from ._certify_output import format_report, write_figures, write_outputs
@@ -182,8 +183,6 @@ def run(args, argv) -> int:
                        checkpoint=args.checkpoint)
         attack = None
         if args.attack:
-            from ..knn_attack import attack_knn
-
             attack = attack_knn(data.x_query, data.y_query, trainset, k=args.k, metric=args.metric,
                                 norm=args.norm or args.metric, num_threads=args.threads)
     timings = {"load_s": data.load_seconds, "prepare_s": prepare_seconds, "search_s": cert.seconds,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__, _core, cpu_isas, cuda_available, datasets
+from .. import __version__, _core, cpu_isas, datasets
 from .._names import AUTO_USES_CUDA
 from ._common import Command
 

@@ -10,10 +10,11 @@ from typing import List
 
 import numpy as np
 
+from .._names import NORM_TEXT
+
 from .config import NORMS, SPLITS
 from .tables import Run, bound_mark, head_to_head, mean_over_pairs, method_label, splits_norms
 
-_NORM_TEXT = {"linf": "l∞", "l2": "l2"}
 _COLORS = {"1nn": "#d62728", "standard": "#7f7f7f", "early-stop": "#bcbd22", "trades": "#1f77b4",
            "trades-l2linf": "#17becf", "3nn": "#ff7f0e", "7nn": "#e377c2", "75nn": "#8c564b"}
 _BOUND_NOTE = "1NN: exact (=) or certified lower bound (≥); networks: APGD attack upper bound (≤)"
@@ -90,7 +91,7 @@ def robust_bars(run: Run, out: Path) -> Path:
                     ha="center", fontsize=8)
         ax.set_xticks(range(len(methods)), methods, rotation=30)
         ax.set_ylim(0, 108)
-        ax.set_title(f"{split}, {_NORM_TEXT[norm]} eps={eps:.3g}")
+        ax.set_title(f"{split}, {NORM_TEXT[norm]} eps={eps:.3g}")
         ax.set_ylabel("robust accuracy (%)")
     fig.suptitle(f"{run.label}: robust accuracy, mean of {len(run.pairs)} pairs ({_BOUND_NOTE})", fontsize=9)
     return _save(fig, out)
@@ -107,9 +108,9 @@ def robust_curves(run: Run, out: Path) -> Path:
                     linestyle="--" if m == "1nn" else "-")
         ax.axvline(run.headline_eps(norm), color="#cccccc", lw=0.8, zorder=0)
         ax.set_ylim(-2, 102)
-        ax.set_xlabel(f"eps ({_NORM_TEXT[norm]}, [0,1] pixel scale)")
+        ax.set_xlabel(f"eps ({NORM_TEXT[norm]}, [0,1] pixel scale)")
         ax.set_ylabel("robust accuracy (%)")
-        ax.set_title(f"{split}, {_NORM_TEXT[norm]}")
+        ax.set_title(f"{split}, {NORM_TEXT[norm]}")
     panels[0][1].legend(fontsize=7, loc="lower left")
     fig.suptitle(f"{run.label}: robust accuracy vs eps, mean of {len(run.pairs)} pairs", fontsize=9)
     return _save(fig, out)
@@ -130,7 +131,7 @@ def scatter(run: Run, out: Path) -> Path:
         ax.set_aspect("equal")
         ax.set_xlabel("best TRADES, APGD: upper bound (%)", fontsize=8)
         ax.set_ylabel(f"{method_label(run, '1nn')} (%)", fontsize=8)
-        ax.set_title(f"{split}, {_NORM_TEXT[norm]} eps={eps:.3g}\n1NN >= TRADES on {h['wins']}/{h['n']} pairs",
+        ax.set_title(f"{split}, {NORM_TEXT[norm]} eps={eps:.3g}\n1NN >= TRADES on {h['wins']}/{h['n']} pairs",
                      fontsize=9)
     fig.suptitle(f"{run.label}: per-pair robust accuracy\n(on or above the diagonal: 1NN provably at least as robust)",
                  fontsize=9)

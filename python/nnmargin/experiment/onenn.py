@@ -27,6 +27,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .._errors import InputError
+from .._names import ATTACK_NORMS
 from ..certify import certify
 from ..trainset import TrainSet
 
@@ -91,8 +92,8 @@ def one_nn_robust_accuracy(pair, split: str, norm: str, eps_list: Sequence[float
         trainset: a prepared :class:`nnmargin.TrainSet` of ``pair``'s training split, to reuse.
         k: voting neighbours (k > 1: the k-NN, certified by the relaxation; bound must be "margin").
     """
-    if norm not in ("l2", "linf"):
-        raise InputError(f"norm must be 'l2' or 'linf', got {norm!r}")
+    if norm not in ATTACK_NORMS:
+        raise InputError(f"norm must be one of {', '.join(ATTACK_NORMS)}, got {norm!r}")
     start = time.perf_counter()
     x, y = split_arrays(pair, split, eval_limit)
     train = trainset if trainset is not None else TrainSet(pair.x_train, pair.y_train)

@@ -16,12 +16,13 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
+from .._names import NORM_TEXT
+
 from ..experiment.config import NORMS, SPLITS, TRADES_METHODS
 from ..experiment.figures import write_all as write_figures
 from ..experiment.tables import (FAILED_TRAIN_ACC, Run, bound_mark, head_to_head, load_run, mean_over_pairs, method_label,
                                 splits_norms)
 
-_NORM_TEXT = {"linf": "l∞", "l2": "l2"}
 _BOUND_TEXT = {
     "margin": "half the margin d_other - d_same (l∞ radius = l2 radius / sqrt(D)), a certified lower bound",
     "bisector": "distance to the nearest bisector half-space, a certified lower bound",
@@ -86,7 +87,7 @@ def _head_to_head_table(run: Run) -> List[str]:
             diff = 100 * float(np.mean(np.subtract(h["one_nn"], h["trades"])))
             star = " (headline)" if e == run.headline_eps(norm) else ""
             linf_only = head_to_head(run, split, norm, e, methods=("trades",))
-            rows.append([split, _NORM_TEXT[norm], f"{e:.4g}{star}", f"{h['wins']}/{h['n']}",
+            rows.append([split, NORM_TEXT[norm], f"{e:.4g}{star}", f"{h['wins']}/{h['n']}",
                          f"{linf_only['wins']}/{linf_only['n']}" if linf_only["n"] else "–",
                          _pct(float(np.mean(h["one_nn"])), bound_mark(run, "1nn")),
                          _pct(float(np.mean(h["trades"])), "≤"),
@@ -99,7 +100,7 @@ def _per_pair_table(run: Run) -> List[str]:
     cols = [(s, n) for s, n in splits_norms(run) if s == "test"] or splits_norms(run)
     header = ["pair"]
     for s, n in cols:
-        header += [f"1NN {s} {_NORM_TEXT[n]}", f"best TRADES {s} {_NORM_TEXT[n]}"]
+        header += [f"1NN {s} {NORM_TEXT[n]}", f"best TRADES {s} {NORM_TEXT[n]}"]
     rows = []
     for pair in run.pairs:
         row = [pair]
@@ -122,7 +123,7 @@ def _one_nn_train_lines(run: Run) -> List[str]:
         clean = min(u["clean_acc"] for u in units)
         full = [e for i, e in enumerate(run.eps(norm)) if all(u["robust_acc"][i] == 1.0 for u in units)]
         radii = [u["extra"].get("radius_min") for u in units if u["extra"].get("radius_min") is not None]
-        lines.append(f"- {_NORM_TEXT[norm]}: clean accuracy on training points {_pct(clean)} % (lowest pair); "
+        lines.append(f"- {NORM_TEXT[norm]}: clean accuracy on training points {_pct(clean)} % (lowest pair); "
                      f"certified 100 % robust on every pair at eps {', '.join(f'{e:.4g}' for e in full) or 'none of the sweep'}"
                      f" (smallest certified radius over all pairs' training points: "
                      f"{min(radii) if radii else float('nan'):.4g})")
@@ -160,7 +161,7 @@ def render_markdown(runs: Sequence[Run], figures: Sequence[Path], out_dir: Path)
         lines += [f"## {run.label}", "", "Settings:", ""] + _settings_lines(run) + ["", "### Clean accuracy", ""]
         lines += _clean_table(run) + [""]
         for split, norm in splits_norms(run):
-            lines += [f"### Robust accuracy, {split} points, {_NORM_TEXT[norm]}", ""] + _robust_table(run, split, norm) + [""]
+            lines += [f"### Robust accuracy, {split} points, {NORM_TEXT[norm]}", ""] + _robust_table(run, split, norm) + [""]
         if "1nn" in run.methods and any(m in run.methods for m in TRADES_METHODS):
             lines += ["### 1NN vs the best TRADES variant, per pair", "",
                       "Counts pairs where the 1NN robust accuracy (exact or certified) is at least the highest "
