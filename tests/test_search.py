@@ -292,3 +292,35 @@ def test_shrunk_gemm_bound_is_caught(monkeypatch):
     for isa in nnmargin.cpu_isas():
         with pytest.raises(AssertionError):
             assert_true_argmin(run(x, y, t, ty, "l2", ("cpu", isa)), x, y, t, ty, "l2")
+
+
+def test_linf_early_abandoning_on_images(backend):
+    """uint8 l-inf abandons a pair once its partial maximum passes the running minimum (AVX2 /
+    AVX-512): on real images (distances crowd at 250-255, so ties at the minimum are everywhere)
+    and leave-one-out the results still equal the reference's."""
+    s = nnmargin.datasets.load_sample()
+    t, ty = s.x_train.reshape(len(s.x_train), -1), s.y_train
+    x, y = s.x_test[:200].reshape(200, -1), s.y_test[:200]
+    assert_exact(run(x, y, t, ty, "linf", backend), x, y, t, ty, "linf")
+    assert_exact(run(t[:300], ty[:300], t[:300], ty[:300], "linf", backend, leave_one_out=True),
+                 t[:300], ty[:300], t[:300], ty[:300], "linf", leave_one_out=True)
+
+
+@pytest.mark.parametrize("d", [64, 200, 784])
+def test_linf_abandoning_decided_in_the_least_spread_block(backend, d):
+    """The points that win differ from the query only in the dims visited last (no spread across the
+    training set), after many points have set a running minimum; ties at that minimum with lower
+    indices later in the scan must still win."""
+    rng = np.random.default_rng(d)
+    m = 2000
+    t = np.zeros((m, d), np.uint8)
+    t[:, : d // 2] = rng.choice([0, 255], (m, d // 2))  # high-spread half: far from the query
+    x = np.zeros((6, d), np.uint8)
+    y = np.array([0, 1, 2, 0, 1, 2])
+    ty = rng.integers(0, 3, m)
+    # near points: equal to the query except one low-spread dim, at distances 7 and 9; ties among them
+    near = rng.choice(m, 60, replace=False)
+    t[near] = 0
+    t[near, d - 1] = rng.choice([7, 9], 60)
+    assert_exact(run(x, y, t, ty, "linf", backend), x, y, t, ty, "linf")
+    assert_exact(run(x, y, t, ty, "linf", backend, num_threads=2), x, y, t, ty, "linf")

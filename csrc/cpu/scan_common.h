@@ -23,6 +23,7 @@ constexpr int kTileT = 48;   // training points per tile (three 16-lane AVX-512 
 constexpr int kGroupT = 16;  // training points interleaved per group in the packed uint8-l2 layout
 constexpr int64_t kMaxJobQueries = 256;  // queries per ScanJob at most (kernels size buffers by it)
 constexpr int32_t kNoClass = -1;  // query label that no training point has
+constexpr int64_t kAbandonBlock = 64;  // dims per early-abandoning step of the uint8 l-inf kernel
 
 enum Metric : int { kL2 = 0, kL1 = 1, kLinf = 2 };
 enum DType : int { kU8 = 0, kF32 = 1, kF64 = 2 };
@@ -76,6 +77,9 @@ struct ScanJob {
   // keeps the K best per (query, class) and lowers the threshold as it fills.
   const uint64_t* class_thr;  // (n_q, n_classes) screening threshold keys, all-ones while not full
   int32_t n_classes;
+  // uint8 l-inf nearest search (scan_kernels.cpp, "early abandoning"); null elsewhere: the order in
+  // which the kernel visits the dim_padded / kAbandonBlock blocks of kAbandonBlock dims.
+  const int32_t* block_order;
 };
 
 using ScanFn = void (*)(const ScanJob& job);

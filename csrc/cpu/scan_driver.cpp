@@ -160,6 +160,7 @@ void search_typed(const TrainLayout& train, const KernelTable& kernels, const vo
                 train.data.data(), train.t_class.data(), train.t_aux.empty() ? nullptr : train.t_aux.data(),
                 dp, 0, 0, train.m, rho, alpha, st.best.data(), &st.sink, train.orig_of_pos.data(),
                 st.best_orig.data()};
+    if (!train.block_order.empty()) job.block_order = train.block_order.data();
     if (gemm) {
       st.q_sq.resize(n_q);
       st.q_len.resize(n_q);

@@ -266,6 +266,24 @@ void produce_u8_l2(const ScanJob& job, int64_t j0, uint32_t* keys) {
 }
 
 // ---- uint8, l1 / linf: row-major, 64 bytes at a time ----------------------------------------------
+#if defined(__AVX2__)
+inline uint32_t hmax_epu8(__m128i s) {
+  s = _mm_max_epu8(s, _mm_srli_si128(s, 8));
+  s = _mm_max_epu8(s, _mm_srli_si128(s, 4));
+  s = _mm_max_epu8(s, _mm_srli_si128(s, 2));
+  s = _mm_max_epu8(s, _mm_srli_si128(s, 1));
+  return static_cast<uint32_t>(_mm_cvtsi128_si32(s) & 0xff);
+}
+inline uint32_t hmax_epu8(__m256i v) {
+  return hmax_epu8(_mm_max_epu8(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1)));
+}
+#endif
+#if defined(__AVX512BW__)
+inline uint32_t hmax_epu8(__m512i v) {
+  return hmax_epu8(_mm256_max_epu8(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1)));
+}
+#endif
+
 template <int kMetric>
 void subtile_u8(const uint8_t* q, const uint8_t* t, int64_t dp, uint32_t out[kSubQ][kSubT]) {
 #if defined(__AVX512BW__)
@@ -288,17 +306,7 @@ void subtile_u8(const uint8_t* q, const uint8_t* t, int64_t dp, uint32_t out[kSu
   }
   for (int a = 0; a < kSubQ; ++a)
     for (int b = 0; b < kSubT; ++b) {
-      if (kMetric == kL1) {
-        out[a][b] = static_cast<uint32_t>(_mm512_reduce_add_epi64(acc[a][b]));
-      } else {
-        __m256i m = _mm256_max_epu8(_mm512_castsi512_si256(acc[a][b]), _mm512_extracti64x4_epi64(acc[a][b], 1));
-        __m128i s = _mm_max_epu8(_mm256_castsi256_si128(m), _mm256_extracti128_si256(m, 1));
-        s = _mm_max_epu8(s, _mm_srli_si128(s, 8));
-        s = _mm_max_epu8(s, _mm_srli_si128(s, 4));
-        s = _mm_max_epu8(s, _mm_srli_si128(s, 2));
-        s = _mm_max_epu8(s, _mm_srli_si128(s, 1));
-        out[a][b] = static_cast<uint32_t>(_mm_cvtsi128_si32(s) & 0xff);
-      }
+      out[a][b] = kMetric == kL1 ? static_cast<uint32_t>(_mm512_reduce_add_epi64(acc[a][b])) : hmax_epu8(acc[a][b]);
     }
 #elif defined(__AVX2__)
   __m256i acc[kSubQ][kSubT];
@@ -320,17 +328,11 @@ void subtile_u8(const uint8_t* q, const uint8_t* t, int64_t dp, uint32_t out[kSu
   }
   for (int a = 0; a < kSubQ; ++a)
     for (int b = 0; b < kSubT; ++b) {
-      const __m128i lo = _mm256_castsi256_si128(acc[a][b]), hi = _mm256_extracti128_si256(acc[a][b], 1);
       if (kMetric == kL1) {
-        const __m128i s = _mm_add_epi64(lo, hi);
+        const __m128i s = _mm_add_epi64(_mm256_castsi256_si128(acc[a][b]), _mm256_extracti128_si256(acc[a][b], 1));
         out[a][b] = static_cast<uint32_t>(_mm_cvtsi128_si64(s) + _mm_extract_epi64(s, 1));
       } else {
-        __m128i s = _mm_max_epu8(lo, hi);
-        s = _mm_max_epu8(s, _mm_srli_si128(s, 8));
-        s = _mm_max_epu8(s, _mm_srli_si128(s, 4));
-        s = _mm_max_epu8(s, _mm_srli_si128(s, 2));
-        s = _mm_max_epu8(s, _mm_srli_si128(s, 1));
-        out[a][b] = static_cast<uint32_t>(_mm_cvtsi128_si32(s) & 0xff);
+        out[a][b] = hmax_epu8(acc[a][b]);
       }
     }
 #else
@@ -338,6 +340,108 @@ void subtile_u8(const uint8_t* q, const uint8_t* t, int64_t dp, uint32_t out[kSu
   portable::subtile_u8<kMetric, kSubQ, kSubT>(q, t, dp, out);
 #endif
 }
+
+// ---- uint8, l-inf with early abandoning (the nearest search) ---------------------------------------
+// A pair's l-inf distance is a maximum over dims, so once its partial maximum exceeds lim, the larger
+// of the query's running same-class and other-class minima (exact keys), the pair can change neither:
+// reduce_tile ignores values above a minimum, and a value equal to it (a tie, resolved by the lowest
+// index) is never abandoned since the test is strict. The kernel visits blocks of kAbandonBlock dims
+// in job.block_order (most spread first) and stops a sub-tile once all its pairs are above. Every
+// distance that can matter is computed in full, so results equal produce_rows'.
+#if defined(__AVX2__)
+#if defined(__AVX512BW__)
+using VecU8 = __m512i;
+inline VecU8 absdiff_max(VecU8 acc, VecU8 a, VecU8 b) {
+  return _mm512_max_epu8(acc, _mm512_or_si512(_mm512_subs_epu8(a, b), _mm512_subs_epu8(b, a)));
+}
+inline VecU8 load_u8(const uint8_t* p) { return _mm512_loadu_si512(p); }
+inline VecU8 broadcast_u8(uint32_t v) { return _mm512_set1_epi8(static_cast<char>(v)); }
+inline bool any_above(VecU8 acc, VecU8 lim) { return _mm512_cmpgt_epu8_mask(acc, lim) != 0; }
+inline VecU8 zero_u8() { return _mm512_setzero_si512(); }
+#else
+using VecU8 = __m256i;
+inline VecU8 absdiff_max(VecU8 acc, VecU8 a, VecU8 b) {
+  return _mm256_max_epu8(acc, _mm256_or_si256(_mm256_subs_epu8(a, b), _mm256_subs_epu8(b, a)));
+}
+inline VecU8 load_u8(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+inline VecU8 broadcast_u8(uint32_t v) { return _mm256_set1_epi8(static_cast<char>(v)); }
+// acc > lim for some byte: max(acc, lim + 1) == acc there (no unsigned byte compare on AVX2)
+inline bool any_above(VecU8 acc, VecU8 lim_plus_1) {
+  return _mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_max_epu8(acc, lim_plus_1), acc)) != 0;
+}
+inline VecU8 zero_u8() { return _mm256_setzero_si256(); }
+#endif
+constexpr int kU8Lanes = static_cast<int>(sizeof(VecU8));
+static_assert(kAbandonBlock % kU8Lanes == 0, "an abandoning block holds whole vectors");
+
+// Blocks visited before the first abandoning test (the first ones rarely settle every pair).
+constexpr int64_t kFirstCheck = 2;
+// What an abandoned pair reports: above every limit (<= 255), so reduce_tile discards it as it would
+// the true distance, which is above the limit too.
+constexpr uint32_t kAbandoned = 256;
+
+void subtile_u8_linf_abandon(const uint8_t* q, const uint8_t* t, int64_t dp, const int32_t* order,
+                             const uint32_t lim[kSubQ], uint32_t out[kSubQ][kSubT]) {
+  VecU8 acc[kSubQ][kSubT], limit[kSubQ];
+  bool may_abandon = true;
+  for (int a = 0; a < kSubQ; ++a) {
+    may_abandon &= lim[a] < 255;  // no byte exceeds 255
+    limit[a] = broadcast_u8(kU8Lanes == 64 ? lim[a] : lim[a] + 1);
+    for (int b = 0; b < kSubT; ++b) acc[a][b] = zero_u8();
+  }
+  const int64_t n_blocks = dp / kAbandonBlock;
+  for (int64_t s = 0; s < n_blocks; ++s) {
+    const int64_t k0 = (order != nullptr ? order[s] : s) * kAbandonBlock;
+    for (int64_t k = k0; k < k0 + kAbandonBlock; k += kU8Lanes) {
+      VecU8 qa[kSubQ], tb[kSubT];
+      for (int a = 0; a < kSubQ; ++a) qa[a] = load_u8(q + a * dp + k);
+      for (int b = 0; b < kSubT; ++b) tb[b] = load_u8(t + b * dp + k);
+      for (int a = 0; a < kSubQ; ++a)
+        for (int b = 0; b < kSubT; ++b) acc[a][b] = absdiff_max(acc[a][b], qa[a], tb[b]);
+    }
+    if (may_abandon && s + 1 >= kFirstCheck) {
+      bool all_above = true;
+      for (int a = 0; a < kSubQ; ++a)
+        for (int b = 0; b < kSubT; ++b) all_above &= any_above(acc[a][b], limit[a]);
+      if (all_above) break;
+    }
+  }
+  // a pair above its limit reports kAbandoned instead of its (partial) maximum: the horizontal
+  // reduction would cost about as much as the blocks skipped
+  for (int a = 0; a < kSubQ; ++a)
+    for (int b = 0; b < kSubT; ++b)
+      out[a][b] = may_abandon && any_above(acc[a][b], limit[a]) ? kAbandoned : hmax_epu8(acc[a][b]);
+}
+
+void produce_u8_linf(const ScanJob& job, int64_t j0, uint32_t* keys) {
+  const int64_t dp = job.dim_padded;
+  const uint8_t* t = static_cast<const uint8_t*>(job.train) + j0 * dp;
+  for (int64_t q0 = 0; q0 < job.n_q; q0 += kTileQ) {
+    const uint8_t* q = static_cast<const uint8_t*>(job.queries) + q0 * dp;
+    uint32_t* tile = keys + q0 * kTileT;
+    for (int qa = 0; qa < kTileQ; qa += kSubQ)
+      for (int tb = 0; tb < kTileT; tb += kSubT) {
+        // the minimum a pair can change: same-class, other-class, or (mixed sub-tile) the larger
+        const int32_t first = job.t_class[j0 + tb], last = job.t_class[j0 + tb + kSubT - 1];
+        uint32_t lim[kSubQ];
+        for (int a = 0; a < kSubQ; ++a) {
+          const int64_t i = q0 + qa + a;  // padding rows (i >= n_q) are never reduced: any limit will do
+          uint64_t m = 0;
+          if (i < job.n_q) {
+            const int32_t y = job.q_class[i];
+            const uint64_t same = job.best[2 * i], other = job.best[2 * i + 1];
+            m = first == last ? (first == y ? same : other) : (same > other ? same : other);
+          }
+          lim[a] = m < 255 ? static_cast<uint32_t>(m) : 255;
+        }
+        uint32_t out[kSubQ][kSubT];
+        subtile_u8_linf_abandon(q + qa * dp, t + tb * dp, dp, job.block_order, lim, out);
+        for (int a = 0; a < kSubQ; ++a)
+          for (int b = 0; b < kSubT; ++b) tile[(qa + a) * kTileT + tb + b] = out[a][b];
+      }
+  }
+}
+#endif
 
 // ---- float32 / float64: direct differences, so the rounding error is relative (no cancellation) ----
 template <class T, int kMetric>
@@ -709,6 +813,13 @@ void bisect(const BisectorJob& job) {
 
 }  // namespace
 
+// The nearest uint8 l-inf search abandons pairs early on AVX2 / AVX-512; the portable variant scans in full.
+#if defined(__AVX2__)
+#define NNM_PRODUCE_U8_LINF produce_u8_linf
+#else
+#define NNM_PRODUCE_U8_LINF produce_rows<uint8_t, U8, kLinf>
+#endif
+
 const KernelTable& kernel_table() {
   using U8 = U8Codec;
   using F32 = F32Codec;
@@ -716,8 +827,7 @@ const KernelTable& kernel_table() {
   static const KernelTable table = {
       NNM_STR(NNM_ISA),
       {
-          {scan<U8, produce_u8_l2>, scan<U8, produce_rows<uint8_t, U8, kL1>>,
-           scan<U8, produce_rows<uint8_t, U8, kLinf>>},
+          {scan<U8, produce_u8_l2>, scan<U8, produce_rows<uint8_t, U8, kL1>>, scan<U8, NNM_PRODUCE_U8_LINF>},
           {scan_gemm<float, F32>, scan<F32, produce_rows<float, F32, kL1>>,
            scan<F32, produce_rows<float, F32, kLinf>>},
           {scan_gemm<double, F64>, scan<F64, produce_rows<double, F64, kL1>>,

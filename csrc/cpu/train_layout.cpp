@@ -70,6 +70,27 @@ void row_norms(const void* x, DType dtype, int64_t n, int64_t dim, void* sq, dou
   }
 }
 
+// Blocks of kAbandonBlock dims by decreasing variance summed over the block (ties: lower block first).
+static std::vector<int32_t> spread_order(const uint8_t* x, int64_t m, int64_t dim, int64_t dim_padded) {
+  std::vector<double> sum(dim, 0.0), sq(dim, 0.0);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t k = 0; k < dim; ++k) {
+      const double v = x[i * dim + k];
+      sum[k] += v;
+      sq[k] += v * v;
+    }
+  const int64_t n_blocks = dim_padded / kAbandonBlock;
+  std::vector<double> spread(n_blocks, 0.0);
+  for (int64_t k = 0; k < dim && m > 0; ++k) {
+    const double mean = sum[k] / static_cast<double>(m);
+    spread[k / kAbandonBlock] += sq[k] / static_cast<double>(m) - mean * mean;
+  }
+  std::vector<int32_t> order(n_blocks);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return spread[a] > spread[b]; });
+  return order;
+}
+
 std::shared_ptr<const TrainLayout> build_train_layout(const void* x, DType dtype, int64_t m, int64_t dim,
                                                       const int32_t* class_id, Metric metric) {
   auto t = std::make_shared<TrainLayout>();
@@ -111,6 +132,7 @@ std::shared_ptr<const TrainLayout> build_train_layout(const void* x, DType dtype
       if (dtype == kF32) pack_panels<float>(*t);
       else pack_panels<double>(*t);
     }
+    if (dtype == kU8 && metric == kLinf) t->block_order = spread_order(src, m, dim, t->dim_padded);
   }
   return t;
 }

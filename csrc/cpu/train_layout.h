@@ -53,6 +53,10 @@ struct TrainLayout {
   // its maximum per tile. The row-major copy above stays for the exact re-check and the bisector.
   AlignedBuffer panel, sq;
   std::vector<double> len, tile_len;
+  // uint8 l-inf only (early abandoning, scan_kernels.cpp): the dim_padded / kAbandonBlock blocks of
+  // kAbandonBlock dims, most spread first (sum of the per-dim variance over the training points), so
+  // a pair's partial maximum passes the running best early. Any order gives the same distances.
+  std::vector<int32_t> block_order;
   // Device copies built by the CUDA backend on first use (opaque here; freed with the layout), keyed
   // by (backend, device ordinal): a copy on one GPU is no use on another, and the host emulation's
   // copy (backend 1) is host memory. Searches run with the GIL released, so two threads may share
