@@ -163,7 +163,9 @@ def certify(x, y, train, *, metric: str = "l2", bound: str = "margin", norm: str
         progress: show a progress bar over the queries (tqdm).
         lipschitz: L > 0 when ``x`` and the training points are features f(.) of a network f that
             is L-Lipschitz from the input norm ``norm`` to the feature l2 norm:
-            ||f(u) - f(v)||_2 <= L ||u - v||_norm. The bound is then computed in feature space in
+            ||f(u) - f(v)||_2 <= L ||u - v||_norm, f being the map as computed (floating-point
+            rounding of the forward pass and of storing ``x`` included: ``nnmargin lipschitz``
+            shrinks its radii by that slack). The bound is then computed in feature space in
             the l2 norm (metric must be "l2"), and ``radius`` is that l2 feature radius divided by
             L, rounded down: a certified radius in the input space, in ``norm`` (default "l2"), for
             the margin, bisector and exact bounds alike (a perturbation of norm < r / L moves the
