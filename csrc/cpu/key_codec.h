@@ -8,6 +8,8 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
+#include <type_traits>
 
 #include "scan_common.h"
 
@@ -25,6 +27,25 @@ struct U8Codec {
   static double value(Key key) { return static_cast<double>(key); }
   static Key threshold(Key best, double /*rho*/, double /*alpha*/) { return best; }
 };
+
+// The smallest T >= v (v a double, T float or double): the nearest T, moved one step up when it fell
+// below. For non-negative finite values the step is the next bit pattern (no libm call: this runs per
+// query and tile in the GEMM-form screen).
+template <class T>
+inline T round_up_float(double v) {
+  T t = static_cast<T>(v);
+  if (!(static_cast<double>(t) < v)) return t;
+  if (t == T(0)) return std::numeric_limits<T>::denorm_min();  // +0 or -0: v > 0
+  if (t > T(0) && t < std::numeric_limits<T>::infinity()) {
+    using Bits = typename std::conditional<sizeof(T) == 4, uint32_t, uint64_t>::type;
+    Bits b;
+    std::memcpy(&b, &t, sizeof b);
+    ++b;  // positive finite floats: the next bit pattern is the next value up
+    std::memcpy(&t, &b, sizeof b);
+    return t;
+  }
+  return std::nextafter(t, static_cast<T>(INFINITY));
+}
 
 // Floating input: the key is the bit pattern of a non-negative screened value, whose integer order is
 // its numeric order. The threshold is rounded up so rounding never drops a true candidate.
@@ -46,9 +67,7 @@ struct FloatCodec {
   static Key threshold(Key best, double rho, double alpha) {
     if (best == kNoKey<Key>) return best;
     const double limit = value(best) * rho + alpha;  // rho carries a margin for this product's rounding
-    T t = static_cast<T>(limit);
-    if (static_cast<double>(t) < limit) t = std::nextafter(t, static_cast<T>(INFINITY));
-    return key(t);
+    return key(round_up_float<T>(limit));
   }
 };
 

@@ -570,9 +570,7 @@ inline void gemm_block(const T* q, int64_t dp, const T* panel, int64_t k0, int64
 
 template <class T>
 inline T round_up_to(double v) {
-  T t = static_cast<T>(v);
-  if (static_cast<double>(t) < v) t = std::nextafter(t, static_cast<T>(INFINITY));
-  return t;
+  return round_up_float<T>(v);
 }
 inline double bits_to_double(uint64_t b) {
   double d;
@@ -600,17 +598,29 @@ bool reduce_bound(const typename Codec::Key* tile, int64_t q0, int64_t j0, const
   const double tile_len = job.tile_len[j0 / kTileT];
   Key thr[kTileQ][2];
   int survivors = 0;
+  // Training points are sorted by class, so most tiles hold one class and no padding: every entry of a
+  // row is then in one category, and the minimum and the survivor count are plain loops the compiler
+  // vectorises (the masked loops below cost more than the GEMM itself at small D).
+  const bool one_class = cols == kTileT && t_class[0] == t_class[kTileT - 1];
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t i = q0 + r;
     const int32_t y = job.q_class[i];
     const int64_t skip = job.q_skip[i] - j0;
     const Key* v = tile + r * kTileT;
+    const bool uniform = one_class && (skip < 0 || skip >= kTileT);
+    const int uniform_cat = t_class[0] == y ? 0 : 1;
     Key min_key2[2] = {kMax, kMax};
-    for (int t = 0; t < kTileT; ++t) {
-      const bool ok = t < cols && t != skip;
-      const bool same = t_class[t] == y;
-      min_key2[0] = min_key(min_key2[0], ok && same ? v[t] : kMax);
-      min_key2[1] = min_key(min_key2[1], ok && !same ? v[t] : kMax);
+    if (uniform) {
+      Key m = kMax;
+      for (int t = 0; t < kTileT; ++t) m = v[t] < m ? v[t] : m;
+      min_key2[uniform_cat] = m;
+    } else {
+      for (int t = 0; t < kTileT; ++t) {
+        const bool ok = t < cols && t != skip;
+        const bool same = t_class[t] == y;
+        min_key2[0] = min_key(min_key2[0], ok && same ? v[t] : kMax);
+        min_key2[1] = min_key(min_key2[1], ok && !same ? v[t] : kMax);
+      }
     }
     const double l = job.q_len[i] + tile_len;
     const double e_max = (job.gemm_gamma * (l * l) + job.gemm_abs) * kRoundUp;
@@ -628,9 +638,16 @@ bool reduce_bound(const typename Codec::Key* tile, int64_t q0, int64_t j0, const
       const double limit = kDirect ? (u * (1.0 + g) * kRoundUp + alpha) * kRoundUp : (u + e_max) * kRoundUp;
       thr[r][cat] = Codec::key(round_up_to<T>(limit));  // +inf while nothing is seen: its key < kMax
     }
-    for (int t = 0; t < kTileT; ++t) {
-      const bool ok = t < cols && t != skip;
-      survivors += ok && v[t] <= thr[r][t_class[t] == y ? 0 : 1];
+    if (uniform) {
+      const Key limit = thr[r][uniform_cat];
+      int count = 0;
+      for (int t = 0; t < kTileT; ++t) count += v[t] <= limit;
+      survivors += count;
+    } else {
+      for (int t = 0; t < kTileT; ++t) {
+        const bool ok = t < cols && t != skip;
+        survivors += ok && v[t] <= thr[r][t_class[t] == y ? 0 : 1];
+      }
     }
   }
   if (!kDirect && survivors > kGemmMaxPushes) return false;
