@@ -55,17 +55,26 @@ void reduce_tile(const typename Codec::Key* tile, int64_t q0, int64_t j0, const 
   const int32_t* t_class = job.t_class + j0;
   const int64_t rows = job.n_q - q0 < kTileQ ? job.n_q - q0 : kTileQ;
   const int64_t cols = job.m_valid - j0 < kTileT ? job.m_valid - j0 : kTileT;  // rest is padding
+  // Most tiles hold one class and no padding (points sorted by class): a row's minimum is then a plain
+  // loop the compiler vectorises, instead of the masked one (which costs a good part of a small-D scan).
+  const bool one_class = cols == kTileT && t_class[0] == t_class[kTileT - 1];
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t i = q0 + r;
     const int32_t y = job.q_class[i];
     const int64_t skip = job.q_skip[i] - j0;  // leave-one-out column, usually outside the tile
     const Key* v = tile + r * kTileT;
     Key min_same = kMax, min_other = kMax;
-    for (int t = 0; t < kTileT; ++t) {
-      const bool ok = t < cols && t != skip;
-      const bool same = t_class[t] == y;
-      min_same = min_key(min_same, ok && same ? v[t] : kMax);
-      min_other = min_key(min_other, ok && !same ? v[t] : kMax);
+    if (one_class && (skip < 0 || skip >= kTileT)) {
+      Key m = kMax;
+      for (int t = 0; t < kTileT; ++t) m = v[t] < m ? v[t] : m;
+      (t_class[0] == y ? min_same : min_other) = m;
+    } else {
+      for (int t = 0; t < kTileT; ++t) {
+        const bool ok = t < cols && t != skip;
+        const bool same = t_class[t] == y;
+        min_same = min_key(min_same, ok && same ? v[t] : kMax);
+        min_other = min_key(min_other, ok && !same ? v[t] : kMax);
+      }
     }
     uint64_t* best = job.best + 2 * i;
     if constexpr (Codec::kExact) {
@@ -73,6 +82,9 @@ void reduce_tile(const typename Codec::Key* tile, int64_t q0, int64_t j0, const 
       for (int cat = 0; cat < 2; ++cat) {
         const Key m = tile_min[cat];
         if (m == kMax || m > best[cat]) continue;
+        // a tie with the held minimum: a one-class tile's points are in original index order, so
+        // none can win the tie when its first already has a higher index (l-inf ties are frequent)
+        if (m == best[cat] && one_class && job.t_orig[j0] > job.best_orig[2 * i + cat]) continue;
         int64_t lowest = -1;  // the lowest original index among this tile's points at value m
         for (int t = 0; t < cols; ++t) {
           if (t == skip || v[t] != m || (t_class[t] == y) != (cat == 0)) continue;
