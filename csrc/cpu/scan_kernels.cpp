@@ -354,12 +354,13 @@ void subtile_u8(const uint8_t* q, const uint8_t* t, int64_t dp, uint32_t out[kSu
 }
 
 // ---- uint8, l-inf with early abandoning (the nearest search) ---------------------------------------
-// A pair's l-inf distance is a maximum over dims, so once its partial maximum exceeds lim, the larger
-// of the query's running same-class and other-class minima (exact keys), the pair can change neither:
-// reduce_tile ignores values above a minimum, and a value equal to it (a tie, resolved by the lowest
-// index) is never abandoned since the test is strict. The kernel visits blocks of kAbandonBlock dims
-// in job.block_order (most spread first) and stops a sub-tile once all its pairs are above. Every
-// distance that can matter is computed in full, so results equal produce_rows'.
+// A pair's l-inf distance is a maximum over dims, so once its partial maximum exceeds the limit of
+// abandon_limit (the running minimum of the pair's category, less one where the pair could only lose
+// a tie, which the lowest index wins), the pair can change nothing reduce_tile keeps: it is abandoned
+// and reports kAbandoned. The kernel visits blocks of kAbandonBlock dims in job.block_order (most
+// spread first), one query against a run of kAbandonRun points at a time, and stops the run once all
+// its pairs are above. Every distance that can matter is computed in full, so results equal
+// produce_rows' (l-inf distances crowd at the minimum, so ties are common: tests/test_search.py).
 #if defined(__AVX2__)
 #if defined(__AVX512BW__)
 using VecU8 = __m512i;
@@ -384,6 +385,7 @@ inline bool any_above(VecU8 acc, VecU8 lim_plus_1) {
 inline VecU8 zero_u8() { return _mm256_setzero_si256(); }
 #endif
 constexpr int kU8Lanes = static_cast<int>(sizeof(VecU8));
+inline int64_t round_up_tiles(int64_t n) { return (n + kTileQ - 1) / kTileQ * kTileQ; }
 static_assert(kAbandonBlock % kU8Lanes == 0, "an abandoning block holds whole vectors");
 
 // Blocks visited before the first abandoning test (the first ones rarely settle every pair).
@@ -392,65 +394,65 @@ constexpr int64_t kFirstCheck = 2;
 // the true distance, which is above the limit too.
 constexpr uint32_t kAbandoned = 256;
 
-void subtile_u8_linf_abandon(const uint8_t* q, const uint8_t* t, int64_t dp, const int32_t* order,
-                             const uint32_t lim[kSubQ], uint32_t out[kSubQ][kSubT]) {
-  VecU8 acc[kSubQ][kSubT], limit[kSubQ];
-  bool may_abandon = true;
-  for (int a = 0; a < kSubQ; ++a) {
-    may_abandon &= lim[a] < 255;  // no byte exceeds 255
-    limit[a] = broadcast_u8(kU8Lanes == 64 ? lim[a] : lim[a] + 1);
-    for (int b = 0; b < kSubT; ++b) acc[a][b] = zero_u8();
-  }
+// Training points per abandoning run, against one query: a run stops once all its pairs are above,
+// so few pairs per run (registers allow more) stop sooner.
+constexpr int kAbandonRun = 8;
+static_assert(kTileT % kAbandonRun == 0, "runs cover the tile");
+
+// out[b] for the kAbandonRun rows at t against query q: the l-inf distance, or kAbandoned once the
+// pair is above lim (nothing is abandoned when lim >= 255: no byte exceeds it).
+void run_u8_linf(const uint8_t* q, const uint8_t* t, int64_t dp, const int32_t* order, uint32_t lim,
+                 uint32_t out[kAbandonRun]) {
+  const bool may_abandon = lim < 255;
+  const VecU8 limit = broadcast_u8(kU8Lanes == 64 ? lim : lim + 1);
+  VecU8 acc[kAbandonRun];
+  for (int b = 0; b < kAbandonRun; ++b) acc[b] = zero_u8();
   const int64_t n_blocks = dp / kAbandonBlock;
   for (int64_t s = 0; s < n_blocks; ++s) {
     const int64_t k0 = (order != nullptr ? order[s] : s) * kAbandonBlock;
     for (int64_t k = k0; k < k0 + kAbandonBlock; k += kU8Lanes) {
-      VecU8 qa[kSubQ], tb[kSubT];
-      for (int a = 0; a < kSubQ; ++a) qa[a] = load_u8(q + a * dp + k);
-      for (int b = 0; b < kSubT; ++b) tb[b] = load_u8(t + b * dp + k);
-      for (int a = 0; a < kSubQ; ++a)
-        for (int b = 0; b < kSubT; ++b) acc[a][b] = absdiff_max(acc[a][b], qa[a], tb[b]);
+      const VecU8 qv = load_u8(q + k);
+      for (int b = 0; b < kAbandonRun; ++b) acc[b] = absdiff_max(acc[b], qv, load_u8(t + b * dp + k));
     }
     if (may_abandon && s + 1 >= kFirstCheck) {
       bool all_above = true;
-      for (int a = 0; a < kSubQ; ++a)
-        for (int b = 0; b < kSubT; ++b) all_above &= any_above(acc[a][b], limit[a]);
+      for (int b = 0; b < kAbandonRun; ++b) all_above &= any_above(acc[b], limit);
       if (all_above) break;
     }
   }
-  // a pair above its limit reports kAbandoned instead of its (partial) maximum: the horizontal
+  // a pair above the limit reports kAbandoned instead of its (partial) maximum: the horizontal
   // reduction would cost about as much as the blocks skipped
-  for (int a = 0; a < kSubQ; ++a)
-    for (int b = 0; b < kSubT; ++b)
-      out[a][b] = may_abandon && any_above(acc[a][b], limit[a]) ? kAbandoned : hmax_epu8(acc[a][b]);
+  for (int b = 0; b < kAbandonRun; ++b)
+    out[b] = may_abandon && any_above(acc[b], limit) ? kAbandoned : hmax_epu8(acc[b]);
+}
+
+// The largest value a pair of query i with the run of points at sorted positions [p, p + kAbandonRun)
+// can still matter at: the minimum of the pair's category (same / other class; a mixed run: the larger
+// minimum), one less when the run is one class whose first (lowest) index is above the index holding
+// that minimum, since such a pair loses a tie.
+uint32_t abandon_limit(const ScanJob& job, int64_t i, int64_t p) {
+  if (i >= job.n_q) return 0;  // padding query rows are never reduced: any limit will do
+  const int32_t first = job.t_class[p], last = job.t_class[p + kAbandonRun - 1];
+  const uint64_t same = job.best[2 * i], other = job.best[2 * i + 1];
+  uint64_t m;
+  if (first != last) {
+    m = same > other ? same : other;
+  } else {
+    const int cat = first == job.q_class[i] ? 0 : 1;
+    m = job.best[2 * i + cat];
+    const bool real = p + kAbandonRun <= job.m_valid;
+    if (real && m != kNoKey<uint64_t> && m >= 1 && job.t_orig[p] > job.best_orig[2 * i + cat]) --m;
+  }
+  return m < 255 ? static_cast<uint32_t>(m) : 255;
 }
 
 void produce_u8_linf(const ScanJob& job, int64_t j0, uint32_t* keys) {
   const int64_t dp = job.dim_padded;
   const uint8_t* t = static_cast<const uint8_t*>(job.train) + j0 * dp;
-  for (int64_t q0 = 0; q0 < job.n_q; q0 += kTileQ) {
-    const uint8_t* q = static_cast<const uint8_t*>(job.queries) + q0 * dp;
-    uint32_t* tile = keys + q0 * kTileT;
-    for (int qa = 0; qa < kTileQ; qa += kSubQ)
-      for (int tb = 0; tb < kTileT; tb += kSubT) {
-        // the minimum a pair can change: same-class, other-class, or (mixed sub-tile) the larger
-        const int32_t first = job.t_class[j0 + tb], last = job.t_class[j0 + tb + kSubT - 1];
-        uint32_t lim[kSubQ];
-        for (int a = 0; a < kSubQ; ++a) {
-          const int64_t i = q0 + qa + a;  // padding rows (i >= n_q) are never reduced: any limit will do
-          uint64_t m = 0;
-          if (i < job.n_q) {
-            const int32_t y = job.q_class[i];
-            const uint64_t same = job.best[2 * i], other = job.best[2 * i + 1];
-            m = first == last ? (first == y ? same : other) : (same > other ? same : other);
-          }
-          lim[a] = m < 255 ? static_cast<uint32_t>(m) : 255;
-        }
-        uint32_t out[kSubQ][kSubT];
-        subtile_u8_linf_abandon(q + qa * dp, t + tb * dp, dp, job.block_order, lim, out);
-        for (int a = 0; a < kSubQ; ++a)
-          for (int b = 0; b < kSubT; ++b) tile[(qa + a) * kTileT + tb + b] = out[a][b];
-      }
+  for (int64_t i = 0; i < round_up_tiles(job.n_q); ++i) {
+    const uint8_t* q = static_cast<const uint8_t*>(job.queries) + i * dp;
+    for (int b0 = 0; b0 < kTileT; b0 += kAbandonRun)
+      run_u8_linf(q, t + b0 * dp, dp, job.block_order, abandon_limit(job, i, j0 + b0), keys + i * kTileT + b0);
   }
 }
 #endif
