@@ -361,28 +361,53 @@ void subtile_u8(const uint8_t* q, const uint8_t* t, int64_t dp, uint32_t out[kSu
 // spread first), one query against a run of kAbandonRun points at a time, and stops the run once all
 // its pairs are above. Every distance that can matter is computed in full, so results equal
 // produce_rows' (l-inf distances crowd at the minimum, so ties are common: tests/test_search.py).
-#if defined(__AVX2__)
+// The vector primitives of each instruction set; limit_vector(lim) is what any_above compares with.
 #if defined(__AVX512BW__)
 using VecU8 = __m512i;
 inline VecU8 absdiff_max(VecU8 acc, VecU8 a, VecU8 b) {
   return _mm512_max_epu8(acc, _mm512_or_si512(_mm512_subs_epu8(a, b), _mm512_subs_epu8(b, a)));
 }
 inline VecU8 load_u8(const uint8_t* p) { return _mm512_loadu_si512(p); }
-inline VecU8 broadcast_u8(uint32_t v) { return _mm512_set1_epi8(static_cast<char>(v)); }
-inline bool any_above(VecU8 acc, VecU8 lim) { return _mm512_cmpgt_epu8_mask(acc, lim) != 0; }
+inline VecU8 limit_vector(uint32_t lim) { return _mm512_set1_epi8(static_cast<char>(lim)); }
+inline bool any_above(VecU8 acc, VecU8 limit) { return _mm512_cmpgt_epu8_mask(acc, limit) != 0; }
 inline VecU8 zero_u8() { return _mm512_setzero_si512(); }
-#else
+#elif defined(__AVX2__)
 using VecU8 = __m256i;
 inline VecU8 absdiff_max(VecU8 acc, VecU8 a, VecU8 b) {
   return _mm256_max_epu8(acc, _mm256_or_si256(_mm256_subs_epu8(a, b), _mm256_subs_epu8(b, a)));
 }
 inline VecU8 load_u8(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
-inline VecU8 broadcast_u8(uint32_t v) { return _mm256_set1_epi8(static_cast<char>(v)); }
-// acc > lim for some byte: max(acc, lim + 1) == acc there (no unsigned byte compare on AVX2)
-inline bool any_above(VecU8 acc, VecU8 lim_plus_1) {
-  return _mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_max_epu8(acc, lim_plus_1), acc)) != 0;
+// acc > lim for some byte: max(acc, lim + 1) == acc there (no unsigned byte compare on AVX2); lim < 255
+inline VecU8 limit_vector(uint32_t lim) { return _mm256_set1_epi8(static_cast<char>(lim + 1)); }
+inline bool any_above(VecU8 acc, VecU8 limit) {
+  return _mm256_movemask_epi8(_mm256_cmpeq_epi8(_mm256_max_epu8(acc, limit), acc)) != 0;
 }
 inline VecU8 zero_u8() { return _mm256_setzero_si256(); }
+#else
+// Portable 16-byte vectors (SSE2, NEON, ...): the compiler picks the instructions.
+typedef uint8_t VecU8 __attribute__((vector_size(16)));
+inline VecU8 absdiff_max(VecU8 acc, VecU8 a, VecU8 b) {
+  const VecU8 d = a > b ? a - b : b - a;
+  return acc > d ? acc : d;
+}
+inline VecU8 load_u8(const uint8_t* p) {
+  VecU8 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline VecU8 limit_vector(uint32_t lim) { return VecU8{} + static_cast<uint8_t>(lim); }
+inline bool any_above(VecU8 acc, VecU8 limit) {
+  const auto above = acc > limit;  // lanes of all ones where above
+  uint64_t w[2];
+  std::memcpy(w, &above, sizeof w);
+  return (w[0] | w[1]) != 0;
+}
+inline VecU8 zero_u8() { return VecU8{}; }
+inline uint32_t hmax_epu8(VecU8 v) {
+  uint8_t m = 0;
+  for (int l = 0; l < 16; ++l) m = v[l] > m ? v[l] : m;
+  return m;
+}
 #endif
 constexpr int kU8Lanes = static_cast<int>(sizeof(VecU8));
 inline int64_t round_up_tiles(int64_t n) { return (n + kTileQ - 1) / kTileQ * kTileQ; }
@@ -404,7 +429,7 @@ static_assert(kTileT % kAbandonRun == 0, "runs cover the tile");
 void run_u8_linf(const uint8_t* q, const uint8_t* t, int64_t dp, const int32_t* order, uint32_t lim,
                  uint32_t out[kAbandonRun]) {
   const bool may_abandon = lim < 255;
-  const VecU8 limit = broadcast_u8(kU8Lanes == 64 ? lim : lim + 1);
+  const VecU8 limit = limit_vector(lim < 255 ? lim : 254);  // unused when lim >= 255
   VecU8 acc[kAbandonRun];
   for (int b = 0; b < kAbandonRun; ++b) acc[b] = zero_u8();
   const int64_t n_blocks = dp / kAbandonBlock;
@@ -455,7 +480,6 @@ void produce_u8_linf(const ScanJob& job, int64_t j0, uint32_t* keys) {
       run_u8_linf(q, t + b0 * dp, dp, job.block_order, abandon_limit(job, i, j0 + b0), keys + i * kTileT + b0);
   }
 }
-#endif
 
 // ---- float32 / float64: direct differences, so the rounding error is relative (no cancellation) ----
 template <class T, int kMetric>
@@ -844,13 +868,6 @@ void bisect(const BisectorJob& job) {
 
 }  // namespace
 
-// The nearest uint8 l-inf search abandons pairs early on AVX2 / AVX-512; the portable variant scans in full.
-#if defined(__AVX2__)
-#define NNM_PRODUCE_U8_LINF produce_u8_linf
-#else
-#define NNM_PRODUCE_U8_LINF produce_rows<uint8_t, U8, kLinf>
-#endif
-
 const KernelTable& kernel_table() {
   using U8 = U8Codec;
   using F32 = F32Codec;
@@ -858,7 +875,7 @@ const KernelTable& kernel_table() {
   static const KernelTable table = {
       NNM_STR(NNM_ISA),
       {
-          {scan<U8, produce_u8_l2>, scan<U8, produce_rows<uint8_t, U8, kL1>>, scan<U8, NNM_PRODUCE_U8_LINF>},
+          {scan<U8, produce_u8_l2>, scan<U8, produce_rows<uint8_t, U8, kL1>>, scan<U8, produce_u8_linf>},
           {scan_gemm<float, F32>, scan<F32, produce_rows<float, F32, kL1>>,
            scan<F32, produce_rows<float, F32, kLinf>>},
           {scan_gemm<double, F64>, scan<F64, produce_rows<double, F64, kL1>>,
