@@ -579,16 +579,20 @@ struct GemmShape {
   static_assert(kTileT % kPts == 0 && kTileQ % kMQ == 0, "register blocks must cover the tile");
 };
 
-// acc[r * kTileT + c] += sum_{k in [k0, k1)} q[r][k] * panel[k][c] for a kMQ x kPts block.
+// acc[r * kTileT + c] += sum_{k in [k0, k1)} q[r][k] * panel[k][c] for a kMQ x kPts block (= with
+// from_zero, the first chunk: no zeroing pass over the accumulators, no reload).
 template <class T>
-inline void gemm_block(const T* q, int64_t dp, const T* panel, int64_t k0, int64_t k1, T* acc_out) {
+inline void gemm_block(const T* q, int64_t dp, const T* panel, int64_t k0, int64_t k1, T* acc_out, bool from_zero) {
   using S = GemmShape<T>;
   typedef T Vec __attribute__((vector_size(kVecBytes)));
   Vec acc[S::kMQ][S::kNV];
 #pragma GCC unroll 8
   for (int r = 0; r < S::kMQ; ++r)
 #pragma GCC unroll 3
-    for (int v = 0; v < S::kNV; ++v) std::memcpy(&acc[r][v], acc_out + r * kTileT + v * S::kLanes, sizeof(Vec));
+    for (int v = 0; v < S::kNV; ++v) {
+      if (from_zero) acc[r][v] = Vec{};
+      else std::memcpy(&acc[r][v], acc_out + r * kTileT + v * S::kLanes, sizeof(Vec));
+    }
   for (int64_t k = k0; k < k1; ++k) {
     Vec tv[S::kNV];
 #pragma GCC unroll 3
@@ -731,7 +735,6 @@ void scan_gemm(const ScanJob& job) {
   const int64_t n_tiles_q = (job.n_q + kTileQ - 1) / kTileQ;
   for (int64_t j0 = job.t_begin; j0 < job.t_end; j0 += kTileT) {
     const T* panel = static_cast<const T*>(job.t_panel) + j0 * dp;
-    std::memset(acc, 0, sizeof(T) * kTileT * n_tiles_q * kTileQ);
     for (int64_t k0 = 0; k0 < dp; k0 += kGemmChunk) {
       const int64_t k1 = k0 + kGemmChunk < dp ? k0 + kGemmChunk : dp;
       for (int64_t qt = 0; qt < n_tiles_q; ++qt) {
@@ -739,7 +742,7 @@ void scan_gemm(const ScanJob& job) {
         for (int qb = 0; qb < kTileQ; qb += S::kMQ)
           for (int cb = 0; cb < kTileT; cb += S::kPts)
             gemm_block<T>(queries + (qt * kTileQ + qb) * dp, dp, panel + cb, k0, k1,
-                          acc + (qt * kTileQ + qb) * kTileT + cb);
+                          acc + (qt * kTileQ + qb) * kTileT + cb, k0 == 0);
       }
     }
     for (int64_t qt = 0; qt < n_tiles_q; ++qt) {
