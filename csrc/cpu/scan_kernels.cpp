@@ -430,23 +430,27 @@ void run_u8_linf(const uint8_t* q, const uint8_t* t, int64_t dp, const int32_t* 
                  uint32_t out[kAbandonRun]) {
   const bool may_abandon = lim < 255;
   const VecU8 limit = limit_vector(lim < 255 ? lim : 254);  // unused when lim >= 255
-  VecU8 acc[kAbandonRun];
+  VecU8 acc[kAbandonRun];  // in registers: every loop over the run is unrolled
+#pragma GCC unroll 8
   for (int b = 0; b < kAbandonRun; ++b) acc[b] = zero_u8();
   const int64_t n_blocks = dp / kAbandonBlock;
   for (int64_t s = 0; s < n_blocks; ++s) {
     const int64_t k0 = (order != nullptr ? order[s] : s) * kAbandonBlock;
     for (int64_t k = k0; k < k0 + kAbandonBlock; k += kU8Lanes) {
       const VecU8 qv = load_u8(q + k);
+#pragma GCC unroll 8
       for (int b = 0; b < kAbandonRun; ++b) acc[b] = absdiff_max(acc[b], qv, load_u8(t + b * dp + k));
     }
     if (may_abandon && s + 1 >= kFirstCheck) {
       bool all_above = true;
+#pragma GCC unroll 8
       for (int b = 0; b < kAbandonRun; ++b) all_above &= any_above(acc[b], limit);
       if (all_above) break;
     }
   }
   // a pair above the limit reports kAbandoned instead of its (partial) maximum: the horizontal
   // reduction would cost about as much as the blocks skipped
+#pragma GCC unroll 8
   for (int b = 0; b < kAbandonRun; ++b)
     out[b] = may_abandon && any_above(acc[b], limit) ? kAbandoned : hmax_epu8(acc[b]);
 }
