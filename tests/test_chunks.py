@@ -156,3 +156,19 @@ def test_cli_processes_and_checkpoint(tmp_path, capsys):
         assert runs[0][key] == runs[1][key] == runs[2][key], key
     assert cli_main(["certify", "--processes", "2", "--scheduler", "local"]) == 2
     assert "--processes and --checkpoint run on one machine" in capsys.readouterr().err
+
+
+def test_processes_without_batch_size_still_split_the_work(sample, monkeypatch):
+    """processes=2 with no batch_size must not run as one chunk in one worker (a silent no-op)."""
+    train, x, y = sample
+    seen = {}
+    real = certify_module.run_chunks
+
+    def spy(fn, request, n, step, **kw):
+        seen.update(n=n, step=step, processes=kw["processes"])
+        return real(fn, request, n, step, **kw)
+
+    monkeypatch.setattr(certify_module, "run_chunks", spy)
+    two = nnmargin.certify(x, y, train, bound="exact", processes=2)
+    assert seen["processes"] == 2 and seen["step"] < seen["n"]
+    assert_same(nnmargin.certify(x, y, train, bound="exact"), two)

@@ -47,6 +47,34 @@ static_assert(kTileQ % kSubQ == 0 && kTileT % kSubT == 0, "sub-tiles must cover 
 template <class K>
 inline K min_key(K a, K b) { return a < b ? a : b; }
 
+// The smallest key of each category (0: the query's class y, 1: any other) in one row of a tile,
+// leaving out padding (t >= cols) and the leave-one-out column skip. Training points are sorted by
+// class, so most tiles hold one class and no padding: a row's minimum is then a plain loop the
+// compiler vectorises instead of the masked one (which costs as much as the kernel at small D).
+template <class Key>
+inline void row_minima(const Key* v, const int32_t* t_class, int32_t y, int64_t cols, int64_t skip,
+                       bool one_class, Key out[2]) {
+  constexpr Key kMax = kNoKey<Key>;
+  out[0] = out[1] = kMax;
+  if (one_class && (skip < 0 || skip >= kTileT)) {
+    Key m = kMax;
+    for (int t = 0; t < kTileT; ++t) m = v[t] < m ? v[t] : m;
+    out[t_class[0] == y ? 0 : 1] = m;
+    return;
+  }
+  for (int t = 0; t < kTileT; ++t) {
+    const bool ok = t < cols && t != skip;
+    const bool same = t_class[t] == y;
+    out[0] = min_key(out[0], ok && same ? v[t] : kMax);
+    out[1] = min_key(out[1], ok && !same ? v[t] : kMax);
+  }
+}
+
+// A tile of training positions [j0, j0 + kTileT) holds one class and no padding.
+inline bool one_class_tile(const ScanJob& job, int64_t j0) {
+  return job.m_valid - j0 >= kTileT && job.t_class[j0] == job.t_class[j0 + kTileT - 1];
+}
+
 // Fold one tile into job.best and push the entries within the candidate threshold.
 template <class Codec>
 void reduce_tile(const typename Codec::Key* tile, int64_t q0, int64_t j0, const ScanJob& job) {
@@ -55,30 +83,17 @@ void reduce_tile(const typename Codec::Key* tile, int64_t q0, int64_t j0, const 
   const int32_t* t_class = job.t_class + j0;
   const int64_t rows = job.n_q - q0 < kTileQ ? job.n_q - q0 : kTileQ;
   const int64_t cols = job.m_valid - j0 < kTileT ? job.m_valid - j0 : kTileT;  // rest is padding
-  // Most tiles hold one class and no padding (points sorted by class): a row's minimum is then a plain
-  // loop the compiler vectorises, instead of the masked one (which costs a good part of a small-D scan).
-  const bool one_class = cols == kTileT && t_class[0] == t_class[kTileT - 1];
+  const bool one_class = one_class_tile(job, j0);
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t i = q0 + r;
     const int32_t y = job.q_class[i];
     const int64_t skip = job.q_skip[i] - j0;  // leave-one-out column, usually outside the tile
     const Key* v = tile + r * kTileT;
-    Key min_same = kMax, min_other = kMax;
-    if (one_class && (skip < 0 || skip >= kTileT)) {
-      Key m = kMax;
-      for (int t = 0; t < kTileT; ++t) m = v[t] < m ? v[t] : m;
-      (t_class[0] == y ? min_same : min_other) = m;
-    } else {
-      for (int t = 0; t < kTileT; ++t) {
-        const bool ok = t < cols && t != skip;
-        const bool same = t_class[t] == y;
-        min_same = min_key(min_same, ok && same ? v[t] : kMax);
-        min_other = min_key(min_other, ok && !same ? v[t] : kMax);
-      }
-    }
+    Key tile_min[2];
+    row_minima(v, t_class, y, cols, skip, one_class, tile_min);
+    const Key min_same = tile_min[0], min_other = tile_min[1];
     uint64_t* best = job.best + 2 * i;
     if constexpr (Codec::kExact) {
-      const Key tile_min[2] = {min_same, min_other};
       for (int cat = 0; cat < 2; ++cat) {
         const Key m = tile_min[cat];
         if (m == kMax || m > best[cat]) continue;
@@ -614,10 +629,6 @@ inline void gemm_block(const T* q, int64_t dp, const T* panel, int64_t k0, int64
     for (int v = 0; v < S::kNV; ++v) std::memcpy(acc_out + r * kTileT + v * S::kLanes, &acc[r][v], sizeof(Vec));
 }
 
-template <class T>
-inline T round_up_to(double v) {
-  return round_up_float<T>(v);
-}
 inline double bits_to_double(uint64_t b) {
   double d;
   std::memcpy(&d, &b, sizeof d);
@@ -644,10 +655,7 @@ bool reduce_bound(const typename Codec::Key* tile, int64_t q0, int64_t j0, const
   const double tile_len = job.tile_len[j0 / kTileT];
   Key thr[kTileQ][2];
   int survivors = 0;
-  // Training points are sorted by class, so most tiles hold one class and no padding: every entry of a
-  // row is then in one category, and the minimum and the survivor count are plain loops the compiler
-  // vectorises (the masked loops below cost more than the GEMM itself at small D).
-  const bool one_class = cols == kTileT && t_class[0] == t_class[kTileT - 1];
+  const bool one_class = one_class_tile(job, j0);  // then the survivor count is a plain loop too
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t i = q0 + r;
     const int32_t y = job.q_class[i];
@@ -655,19 +663,8 @@ bool reduce_bound(const typename Codec::Key* tile, int64_t q0, int64_t j0, const
     const Key* v = tile + r * kTileT;
     const bool uniform = one_class && (skip < 0 || skip >= kTileT);
     const int uniform_cat = t_class[0] == y ? 0 : 1;
-    Key min_key2[2] = {kMax, kMax};
-    if (uniform) {
-      Key m = kMax;
-      for (int t = 0; t < kTileT; ++t) m = v[t] < m ? v[t] : m;
-      min_key2[uniform_cat] = m;
-    } else {
-      for (int t = 0; t < kTileT; ++t) {
-        const bool ok = t < cols && t != skip;
-        const bool same = t_class[t] == y;
-        min_key2[0] = min_key(min_key2[0], ok && same ? v[t] : kMax);
-        min_key2[1] = min_key(min_key2[1], ok && !same ? v[t] : kMax);
-      }
-    }
+    Key min_key2[2];
+    row_minima(v, t_class, y, cols, skip, one_class, min_key2);
     const double l = job.q_len[i] + tile_len;
     const double e_max = (job.gemm_gamma * (l * l) + job.gemm_abs) * kRoundUp;
     for (int cat = 0; cat < 2; ++cat) {
@@ -682,7 +679,7 @@ bool reduce_bound(const typename Codec::Key* tile, int64_t q0, int64_t j0, const
       }
       // s - E <= U  <=  s <= U + E_max (GEMM);  (s - alpha) / (1 + g) <= U  <=>  s <= U (1 + g) + alpha
       const double limit = kDirect ? (u * (1.0 + g) * kRoundUp + alpha) * kRoundUp : (u + e_max) * kRoundUp;
-      thr[r][cat] = Codec::key(round_up_to<T>(limit));  // +inf while nothing is seen: its key < kMax
+      thr[r][cat] = Codec::key(round_up_float<T>(limit));  // +inf while nothing is seen: its key < kMax
     }
     if (uniform) {
       const Key limit = thr[r][uniform_cat];

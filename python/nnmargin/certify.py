@@ -200,16 +200,25 @@ def certify(x, y, train, *, metric: str = "l2", bound: str = "margin", norm: str
     request = _validate(x, y, train, metric, bound, norm if lipschitz is None else "l2", pivots, scale, leave_one_out,
                         num_threads, device, isa, box, k)
     n = len(request.labels)
-    step = batch_size or (PROGRESS_BATCH[request.bound] if progress or checkpoint is not None else max(n, 1))
-    if request.k > 1:  # the per-class lists are (queries, classes, k + 1): chunk the queries
-        step = min(step, max(1, KNN_BATCH_ENTRIES // (len(request.trainset.classes) * (request.k + 1))))
     processes = as_processes(processes, request.trainset)
+    step = _chunk_size(request, batch_size, chunked=progress or checkpoint is not None or processes > 1)
     store = None if checkpoint is None else Checkpoint(checkpoint, request.run_id(step), n, step)
     worker_threads = max(1, (request.threads or os.cpu_count() or 1) // processes)
     parts = run_chunks(_certify_batch, request, n, step, progress=progress, processes=processes, checkpoint=store,
                        worker_threads=worker_threads)
     result = CertifyResult.concatenate(parts)
     return result if lipschitz is None else _to_input_space(result, lipschitz, input_norm)
+
+
+def _chunk_size(request: _Request, batch_size: Optional[int], chunked: bool) -> int:
+    """Queries per chunk: ``batch_size``; else all at once, or PROGRESS_BATCH when the run is chunked
+    anyway (a progress bar, a checkpoint, worker processes to share the chunks); k-NN chunks hold at
+    most KNN_BATCH_ENTRIES (query, class, neighbour) entries."""
+    n = len(request.labels)
+    step = batch_size or (PROGRESS_BATCH[request.bound] if chunked else max(n, 1))
+    if request.k > 1:  # the per-class lists are (queries, classes, k + 1)
+        step = min(step, max(1, KNN_BATCH_ENTRIES // (len(request.trainset.classes) * (request.k + 1))))
+    return step
 
 
 def _as_lipschitz(lipschitz, metric, box) -> Optional[float]:
