@@ -48,7 +48,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--check-queries", type=int, default=32,
                         help="queries checked against the exact float64 reference per problem")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--isa", default="auto", choices=["auto", *PINNED_ISA],
+                        help="run every nnmargin row with this variant and pin faiss (FAISS_SIMD_LEVEL) and its "
+                             "OpenBLAS (OPENBLAS_CORETYPE) to the same instruction set: the ratios of a CPU "
+                             "that has only that ISA, measured on this one (default auto: the best of each)")
     return parser.parse_args(argv)
+
+
+# --isa NAME: (faiss SIMD level, OpenBLAS core type) with no instruction above the variant's. The
+# core types are OpenBLAS's names of the first CPUs with that ISA (Haswell: AVX2, SkylakeX: AVX-512).
+PINNED_ISA = {"avx2": ("AVX2", "Haswell"), "avx512": ("AVX512", "SkylakeX")}
+
+
+def pin_isa(isa: str) -> None:
+    """Before faiss and OpenBLAS load: keep them to the instruction set of nnmargin's variant ``isa``."""
+    if isa != "auto":
+        os.environ["FAISS_SIMD_LEVEL"], os.environ["OPENBLAS_CORETYPE"] = PINNED_ISA[isa]
 
 
 def set_thread_env(threads: int) -> None:
@@ -60,6 +75,7 @@ def set_thread_env(threads: int) -> None:
 def main(argv=None) -> int:
     args = parse_args(argv)
     set_thread_env(args.threads)
+    pin_isa(args.isa)
     # numpy, faiss and nnmargin load with these modules, so only now, after the thread-count
     # environment variables are set: OpenBLAS and OpenMP read them once, when they load.
     import baselines
@@ -69,7 +85,7 @@ def main(argv=None) -> int:
 
     baselines.use_threads(args.threads)
     start = time.perf_counter()
-    info = harness.machine_info(args.threads)
+    info = harness.machine_info(args.threads, args.isa)
     if info["load_average_at_start"][0] > 0.5 * (os.cpu_count() or 1):
         print(f"WARNING: load average {harness.fmt_load(info['load_average_at_start'])}: timings may be noisy",
               flush=True)

@@ -131,8 +131,9 @@ def blas_name() -> str:
         return "unknown"
 
 
-def machine_info(threads: int) -> dict:
+def machine_info(threads: int, isa: str = "auto") -> dict:
     return {
+        "isa_pinned": isa,
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(shlex.quote(a) for a in [sys.executable.rsplit("/", 1)[-1]] + sys.argv),
         "cpu": cpu_model(),
@@ -227,7 +228,9 @@ def write_outputs(out_dir: Path, info: dict, rows, problems, quick: bool) -> Non
           f"CPU used by other processes during the run: {fmt_contention(info['contention_during_run'])}, "
           f"worst section {worst_section(problems)}",
           f"- nnmargin {info['nnmargin_version']} (git {info['nnmargin_git']}; {info['nnmargin_core_module']}), "
-          f"ISAs {info['nnmargin_cpu_isas']}; "
+          f"ISAs {info['nnmargin_cpu_isas']}"
+          + (f" (**every nnmargin row pinned to isa={info['isa_pinned']}**, faiss and OpenBLAS pinned to the same "
+             f"instruction set)" if info.get("isa_pinned", "auto") != "auto" else "") + "; "
           f"faiss {info['faiss_version']} ({info['faiss_compile_options']}); numpy {info['numpy_version']} "
           f"({info['numpy_blas']}); Python {info['python']}",
           f"- total benchmark wall time: {info['total_seconds']:.0f} s; all correctness checks: "

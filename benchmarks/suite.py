@@ -32,7 +32,7 @@ class Runner:
 
     def peak_share(self, case: BenchCase, gops: float, isa: str | None = None) -> dict:
         """{"isa", "percent_of_peak"} of an nnmargin row (the default variant unless ``isa``)."""
-        isa = isa or nnmargin.cpu_isas()[0]
+        isa = isa or (self.args.isa if self.args.isa != "auto" else nnmargin.cpu_isas()[0])
         share = percent_of_peak(gops, self.args.threads, isa, str(case.x_train.dtype), case.metric, self.peaks)
         return {"isa": isa, "percent_of_peak": share}
 
@@ -83,9 +83,9 @@ class Runner:
         sub = case
         if baseline_queries is not None and baseline_queries < case.n:
             sub = case.subset(baseline_queries, name=f"{case.name} [first {baseline_queries} queries]")
-        methods = [Method("nnmargin", nnmargin_method(case, args.threads), args.repeats)]
+        methods = [Method("nnmargin", nnmargin_method(case, args.threads, args.isa), args.repeats)]
         if sub is not case:
-            methods.append(Method("nnmargin_subset", nnmargin_method(sub, args.threads), args.repeats))
+            methods.append(Method("nnmargin_subset", nnmargin_method(sub, args.threads, args.isa), args.repeats))
         methods.append(Method("faiss", faiss_method(sub), args.slow_repeats))
         if with_numpy:
             methods.append(Method("numpy", numpy_method(sub), args.slow_repeats))
@@ -201,7 +201,7 @@ class Runner:
                               "identical": identical}))
 
     def thread_scaling(self, rng) -> None:
-        """The default variant at 1 thread and at --threads, interleaved, on the ISA-section sizes
+        """The default (or --isa) variant at 1 thread and at --threads, interleaved, on the ISA-section sizes
         (uint8 l2, uint8 l-inf, the bisector pass): how the search scales with cores."""
         n, m, d = self.sizes.isa
         base = random_uint8_case("", n, m, d, 10, "l2", rng)
@@ -215,7 +215,8 @@ class Runner:
             def method(k):
                 def run():
                     start = time.perf_counter()
-                    nnmargin.certify(case.x_query, case.y_query, trainset, metric=metric, bound=bound, num_threads=k)
+                    nnmargin.certify(case.x_query, case.y_query, trainset, metric=metric, bound=bound, num_threads=k,
+                                     isa=self.args.isa)
                     return None, {"search": time.perf_counter() - start}
                 return run
 

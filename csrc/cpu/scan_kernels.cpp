@@ -138,15 +138,15 @@ void reduce_tile(const typename Codec::Key* tile, int64_t q0, int64_t j0, const 
 // tiles live in a per-thread buffer between chunks.
 constexpr int64_t kChunkDims = 256;
 static_assert(kChunkDims % 4 == 0, "chunks hold whole 4-byte groups");
-// AVX-512 nibble path (no VNNI): dims summed in int16 before widening to int32; 8 steps of 4 dims
-// keep the int16 sums exact.
+// Nibble paths (no VNNI: AVX-512 and AVX2): dims summed in int16 before widening to int32; 8 steps
+// of 4 dims keep the int16 sums exact.
 constexpr int64_t kWidenDims = 32;
 static_assert(kChunkDims % kWidenDims == 0, "widening blocks tile a chunk");
 
-#if defined(__AVX2__) && !defined(__AVX512BW__)
-// The 32-byte uint8 l2 tile: 4 queries x 16 points per register tile (one group, two halves of 8
-// points); step(acc, q, t) adds to acc the 4-dim dot products of the broadcast query bytes q with
-// the 8 points of t. The AVX2 and AVX-VNNI variants differ only in that step.
+#if defined(__AVXVNNI__) && !defined(__AVX512BW__)
+// The 32-byte uint8 l2 tile of AVX-VNNI: 4 queries x 16 points per register tile (one group, two
+// halves of 8 points); step(acc, q, t) adds to acc the 4-dim dot products of the broadcast query
+// bytes q with the 8 points of t.
 template <class Step>
 inline void dot_u8_tile_ymm(const uint8_t* q, const int8_t* t, int64_t dp, int64_t group_stride, int64_t k_begin,
                             int64_t k_end, int32_t* acc_out, Step step) {
@@ -176,6 +176,27 @@ inline void dot_u8_tile_ymm(const uint8_t* q, const int8_t* t, int64_t dp, int64
 #pragma GCC unroll 2
         for (int h = 0; h < 2; ++h) _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * kTileT + 8 * h), acc[r][h]);
     }
+}
+#endif
+
+#if defined(__AVX2__) && !defined(__AVX512VNNI__)
+// Without vpdpbusd the query bytes are split into nibbles (q = 16 hi + lo) for vpmaddubsw; split
+// once per call into nib[0] (lo) and nib[1] (hi), [query][dim - k_begin], so the inner loops only
+// broadcast (the split's and / shift at every broadcast would outnumber the int16 adds).
+inline void split_nibbles(const uint8_t* q, int64_t dp, int64_t k_begin, int64_t k_end,
+                          uint8_t (&nib)[2][kTileQ][kChunkDims]) {
+  const __m256i low4 = _mm256_set1_epi8(0x0f);
+  const int64_t len = k_end - k_begin;
+  for (int r = 0; r < kTileQ; ++r) {
+    const uint8_t* row = q + r * dp + k_begin;
+    int64_t k = 0;
+    for (; k + 32 <= len; k += 32) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + k));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(&nib[0][r][k]), _mm256_and_si256(v, low4));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(&nib[1][r][k]), _mm256_and_si256(_mm256_srli_epi16(v, 4), low4));
+    }
+    for (; k < len; ++k) nib[0][r][k] = row[k] & 15, nib[1][r][k] = row[k] >> 4;  // the row's last < 32 dims
+  }
 }
 #endif
 
@@ -212,13 +233,12 @@ void dot_u8_tile(const ScanJob& job, int64_t q0, int64_t j0, int64_t k_begin, in
 #pragma GCC unroll 3
     for (int c = 0; c < 3; ++c) _mm512_storeu_si512(acc_out + r * kTileT + 16 * c, acc[r][c]);
 #elif defined(__AVX512BW__)
-  // AVX-512 without VNNI (Skylake-SP): the nibble split of the AVX2 path below on 64-byte vectors
-  // (one group of 16 points x 4 dims per vector). The int16 pair sums (|sum| <= 3840 per step)
-  // accumulate for kWidenDims dims (8 steps: |sum| <= 30720 < 32767, exact) before vpmaddwd widens
-  // them: two instructions per vector of pair-dims instead of five. Register tile: 4 queries x 48
-  // points, two int16 accumulators (low, high nibble) each: 24 of the 32 registers. (On AVX2's 16
-  // registers the same scheme measured slower than the direct widening below.)
-  const __m512i ones = _mm512_set1_epi16(1), sixteens = _mm512_set1_epi16(16), low4 = _mm512_set1_epi8(0x0f);
+  // AVX-512 without VNNI (Skylake-SP): the nibble path of AVX2 below on 64-byte vectors (one group
+  // of 16 points x 4 dims per vector). Register tile: 4 queries x 48 points, two int16
+  // accumulators (low, high nibble) each: 24 of the 32 registers.
+  alignas(32) uint8_t nib[2][kTileQ][kChunkDims];
+  split_nibbles(q, dp, k_begin, k_end, nib);
+  const __m512i ones = _mm512_set1_epi16(1), sixteens = _mm512_set1_epi16(16);
   for (int rb = 0; rb < kTileQ; rb += 4)
     for (int64_t k0 = k_begin; k0 < k_end; k0 += kWidenDims) {
       const int64_t k1 = k0 + kWidenDims < k_end ? k0 + kWidenDims : k_end;
@@ -227,15 +247,16 @@ void dot_u8_tile(const ScanJob& job, int64_t q0, int64_t j0, int64_t k_begin, in
       for (int r = 0; r < 4; ++r)
 #pragma GCC unroll 3
         for (int g = 0; g < 3; ++g) lo[r][g] = hi[r][g] = _mm512_setzero_si512();
+#pragma GCC unroll 8
       for (int64_t k = k0; k < k1; k += 4) {
         const __m512i tv[3] = {_mm512_loadu_si512(t + k * kGroupT), _mm512_loadu_si512(t + group_stride + k * kGroupT),
                                _mm512_loadu_si512(t + 2 * group_stride + k * kGroupT)};
 #pragma GCC unroll 4
         for (int r = 0; r < 4; ++r) {
-          int32_t q4;
-          std::memcpy(&q4, q + (rb + r) * dp + k, 4);
-          const __m512i qb = _mm512_set1_epi32(q4);
-          const __m512i q_lo = _mm512_and_si512(qb, low4), q_hi = _mm512_and_si512(_mm512_srli_epi16(qb, 4), low4);
+          int32_t l4, h4;
+          std::memcpy(&l4, &nib[0][rb + r][k - k_begin], 4);
+          std::memcpy(&h4, &nib[1][rb + r][k - k_begin], 4);
+          const __m512i q_lo = _mm512_set1_epi32(l4), q_hi = _mm512_set1_epi32(h4);
 #pragma GCC unroll 3
           for (int g = 0; g < 3; ++g) {
             lo[r][g] = _mm512_add_epi16(lo[r][g], _mm512_maddubs_epi16(q_lo, tv[g]));
@@ -259,14 +280,50 @@ void dot_u8_tile(const ScanJob& job, int64_t q0, int64_t j0, int64_t k_begin, in
                   [](__m256i acc, __m256i qb, __m256i tv) { return _mm256_dpbusd_avx_epi32(acc, qb, tv); });
 #elif defined(__AVX2__)
   // No vpdpbusd: vpmaddubsw multiplies unsigned by signed bytes but saturates its int16 pair sums,
-  // so each query byte is split into nibbles (q = 16 hi + lo, both <= 15: pair sums <= 3840), and
-  // vpmaddwd by 1 and by 16 adds the pairs into exact int32.
-  const __m256i ones = _mm256_set1_epi16(1), sixteens = _mm256_set1_epi16(16), low4 = _mm256_set1_epi8(0x0f);
-  dot_u8_tile_ymm(q, t, dp, group_stride, k_begin, k_end, acc_out, [&](__m256i acc, __m256i qb, __m256i tv) {
-    const __m256i q_lo = _mm256_and_si256(qb, low4), q_hi = _mm256_and_si256(_mm256_srli_epi16(qb, 4), low4);
-    return _mm256_add_epi32(acc, _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(q_lo, tv), ones),
-                                                  _mm256_madd_epi16(_mm256_maddubs_epi16(q_hi, tv), sixteens)));
-  });
+  // so the query bytes are split into nibbles (both <= 15: |pair sum| <= 3840). The int16 sums
+  // accumulate for kWidenDims dims (8 steps: |sum| <= 30720, exact) before vpmaddwd by 1 and by 16
+  // widens them into int32: per vector of pair-dims two vpmaddubsw and two int16 adds (widening at
+  // every step costs two vpmaddwd more on the same multiplier ports).
+  // Register tile: 2 queries x 16 points (one group), lo and hi int16 accumulators: 8 registers.
+  alignas(32) uint8_t nib[2][kTileQ][kChunkDims];
+  split_nibbles(q, dp, k_begin, k_end, nib);
+  const __m256i ones = _mm256_set1_epi16(1), sixteens = _mm256_set1_epi16(16);
+  for (int rb = 0; rb < kTileQ; rb += 2)
+    for (int g = 0; g < 3; ++g) {
+      const int8_t* tg = t + g * group_stride;
+      for (int64_t k0 = k_begin; k0 < k_end; k0 += kWidenDims) {
+        const int64_t k1 = k0 + kWidenDims < k_end ? k0 + kWidenDims : k_end;
+        __m256i lo[2][2], hi[2][2];  // [query][half of the group]
+#pragma GCC unroll 2
+        for (int r = 0; r < 2; ++r)
+#pragma GCC unroll 2
+          for (int h = 0; h < 2; ++h) lo[r][h] = hi[r][h] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+        for (int64_t k = k0; k < k1; k += 4) {
+          const __m256i t0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tg + k * kGroupT));       // points 0-7
+          const __m256i t1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tg + k * kGroupT + 32));  // points 8-15
+#pragma GCC unroll 2
+          for (int r = 0; r < 2; ++r) {
+            int32_t l4, h4;
+            std::memcpy(&l4, &nib[0][rb + r][k - k_begin], 4);
+            std::memcpy(&h4, &nib[1][rb + r][k - k_begin], 4);
+            const __m256i q_lo = _mm256_set1_epi32(l4), q_hi = _mm256_set1_epi32(h4);
+            lo[r][0] = _mm256_add_epi16(lo[r][0], _mm256_maddubs_epi16(q_lo, t0));
+            lo[r][1] = _mm256_add_epi16(lo[r][1], _mm256_maddubs_epi16(q_lo, t1));
+            hi[r][0] = _mm256_add_epi16(hi[r][0], _mm256_maddubs_epi16(q_hi, t0));
+            hi[r][1] = _mm256_add_epi16(hi[r][1], _mm256_maddubs_epi16(q_hi, t1));
+          }
+        }
+#pragma GCC unroll 2
+        for (int r = 0; r < 2; ++r)
+#pragma GCC unroll 2
+          for (int h = 0; h < 2; ++h) {
+            __m256i* out = reinterpret_cast<__m256i*>(acc_out + (rb + r) * kTileT + g * kGroupT + 8 * h);
+            const __m256i wide = _mm256_add_epi32(_mm256_madd_epi16(lo[r][h], ones), _mm256_madd_epi16(hi[r][h], sixteens));
+            _mm256_storeu_si256(out, _mm256_add_epi32(_mm256_loadu_si256(out), wide));
+          }
+      }
+    }
 #else
   // SSE2 / NEON / any target: int16-widened multiply-add, register-blocked (portable_kernels.h).
   portable::dot_u8_tile(q, t, dp, group_stride, k_begin, k_end, acc_out);
