@@ -9,6 +9,7 @@
 //                queries row-major uint8. |q - t|^2 = (|q|^2 - 256 sum q) + |t|^2 - 2 q.(t - 128),
 //                exact modulo 2^32 and the true value fits in uint32 (dim <= 66051).
 //   the others : row-major, zero padded to dim_padded, for training points and queries alike.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -701,8 +702,28 @@ inline uint64_t double_to_bits(double d) {
 // points whose lower bound is <= that bound (see above). kDirect: values from direct differences
 // (|s - true| <= g true + alpha). Returns false, having pushed nothing, when a GEMM tile has more
 // than kGemmMaxPushes survivors.
+//
+// Row skip (one-class tiles without the leave-one-out column, nearly all of them): a row whose
+// minimum is above skip[2i + cat] = key(round_up((U + E_job) kRoundUp)), E_job the E_max bound with
+// the largest tile length of the job, can neither lower U nor hold a survivor (E_job >= E_max), so
+// it costs one compare instead of the float64 bound arithmetic. A skip key made from an older, larger
+// U is still valid (only less sharp), and every U update below refreshes it.
+template <class Key>
+struct RowSkip {
+  Key key[2 * kMaxJobQueries];  // [2 (i - job's first query) + cat]
+  double tile_len_max;          // max of tile_len over the job's training tiles
+};
+
+template <class T, class Codec>
+inline void refresh_skip(RowSkip<typename Codec::Key>& skip, const ScanJob& job, int64_t i, int cat, double u) {
+  const double l = job.q_len[i] + skip.tile_len_max;
+  const double e_job = (job.gemm_gamma * (l * l) + job.gemm_abs) * kRoundUp;
+  skip.key[2 * i + cat] = Codec::key(round_up_float<T>((u + e_job) * kRoundUp));
+}
+
 template <class T, class Codec, bool kDirect>
-bool reduce_bound(const typename Codec::Key* tile, int64_t q0, int64_t j0, const ScanJob& job) {
+bool reduce_bound(const typename Codec::Key* tile, int64_t q0, int64_t j0, const ScanJob& job,
+                  RowSkip<typename Codec::Key>& skip) {
   using Key = typename Codec::Key;
   constexpr Key kMax = kNoKey<Key>;
   const int32_t* t_class = job.t_class + j0;
@@ -711,17 +732,22 @@ bool reduce_bound(const typename Codec::Key* tile, int64_t q0, int64_t j0, const
   const double g = job.direct_gamma, alpha = job.direct_alpha;
   const double tile_len = job.tile_len[j0 / kTileT];
   Key thr[kTileQ][2];
+  bool quiet[kTileQ] = {};  // rows skipped by the row-skip test: nothing to push
   int survivors = 0;
   const bool one_class = one_class_tile(job, j0);  // then the survivor count is a plain loop too
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t i = q0 + r;
     const int32_t y = job.q_class[i];
-    const int64_t skip = job.q_skip[i] - j0;
+    const int64_t skip_col = job.q_skip[i] - j0;
     const Key* v = tile + r * kTileT;
-    const bool uniform = one_class && (skip < 0 || skip >= kTileT);
+    const bool uniform = one_class && (skip_col < 0 || skip_col >= kTileT);
     const int uniform_cat = t_class[0] == y ? 0 : 1;
     Key min_key2[2];
-    row_minima(v, t_class, y, cols, skip, one_class, min_key2);
+    row_minima(v, t_class, y, cols, skip_col, one_class, min_key2);
+    if (!kDirect && uniform && min_key2[uniform_cat] > skip.key[2 * i + uniform_cat]) {
+      quiet[r] = true;
+      continue;
+    }
     const double l = job.q_len[i] + tile_len;
     const double e_max = (job.gemm_gamma * (l * l) + job.gemm_abs) * kRoundUp;
     for (int cat = 0; cat < 2; ++cat) {
@@ -732,6 +758,7 @@ bool reduce_bound(const typename Codec::Key* tile, int64_t q0, int64_t j0, const
         if (upper < u) {
           u = upper;
           job.best[2 * i + cat] = double_to_bits(u);
+          refresh_skip<T, Codec>(skip, job, i, cat, u);
         }
       }
       // s - E <= U  <=  s <= U + E_max (GEMM);  (s - alpha) / (1 + g) <= U  <=>  s <= U (1 + g) + alpha
@@ -745,7 +772,7 @@ bool reduce_bound(const typename Codec::Key* tile, int64_t q0, int64_t j0, const
       survivors += count;
     } else {
       for (int t = 0; t < kTileT; ++t) {
-        const bool ok = t < cols && t != skip;
+        const bool ok = t < cols && t != skip_col;
         survivors += ok && v[t] <= thr[r][t_class[t] == y ? 0 : 1];
       }
     }
@@ -753,13 +780,14 @@ bool reduce_bound(const typename Codec::Key* tile, int64_t q0, int64_t j0, const
   if (!kDirect && survivors > kGemmMaxPushes) return false;
   if (survivors == 0) return true;
   for (int64_t r = 0; r < rows; ++r) {
+    if (quiet[r]) continue;
     const int64_t i = q0 + r;
     const int32_t y = job.q_class[i];
-    const int64_t skip = job.q_skip[i] - j0;
+    const int64_t skip_col = job.q_skip[i] - j0;
     const Key* v = tile + r * kTileT;
     for (int t = 0; t < cols; ++t) {
       const int cat = t_class[t] == y ? 0 : 1;
-      if (t == skip || v[t] > thr[r][cat]) continue;
+      if (t == skip_col || v[t] > thr[r][cat]) continue;
       const double s = Codec::value(v[t]);
       double lower;
       if (kDirect) {
@@ -786,6 +814,12 @@ void scan_gemm(const ScanJob& job) {
   alignas(64) static thread_local T acc[kMaxJobQueries * kTileT];
   alignas(64) static thread_local Key direct[kTileQ * kTileT];
   int direct_left[kMaxJobQueries / kTileQ] = {};
+  static thread_local RowSkip<Key> skip;
+  skip.tile_len_max = 0.0;
+  for (int64_t j0 = job.t_begin; j0 < job.t_end; j0 += kTileT)
+    skip.tile_len_max = std::max(skip.tile_len_max, job.tile_len[j0 / kTileT]);
+  for (int64_t i = 0; i < job.n_q; ++i)
+    for (int cat = 0; cat < 2; ++cat) refresh_skip<T, Codec>(skip, job, i, cat, bits_to_double(job.best[2 * i + cat]));
   const int64_t dp = job.dim_padded;
   const T* queries = static_cast<const T*>(job.queries);
   const T* q_sq = static_cast<const T*>(job.q_sq);
@@ -815,12 +849,12 @@ void scan_gemm(const ScanJob& job) {
             keys[r * kTileT + c] = Codec::key(s > 0 ? s : T(0));
           }
         }
-        if (reduce_bound<T, Codec, false>(keys, q0, j0, job)) continue;
+        if (reduce_bound<T, Codec, false>(keys, q0, j0, job, skip)) continue;
         direct_left[qt] = kDirectRun + 1;
       }
       --direct_left[qt];
       tile_rows<T, Codec, kL2>(job, q0, j0, direct);
-      reduce_bound<T, Codec, true>(direct, q0, j0, job);
+      reduce_bound<T, Codec, true>(direct, q0, j0, job, skip);
     }
   }
 }
