@@ -57,7 +57,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 # --isa NAME: (faiss SIMD level, OpenBLAS core type) with no instruction above the variant's. The
 # core types are OpenBLAS's names of the first CPUs with that ISA (Haswell: AVX2, SkylakeX: AVX-512).
-PINNED_ISA = {"avx2": ("AVX2", "Haswell"), "avx512": ("AVX512", "SkylakeX")}
+# --isa avx512_vnni is also the strongest faiss on AMD Zen 4 / 5: faiss-cpu's OpenBLAS (0.3.15) does
+# not know those cores and runs its AVX2 (Haswell) sgemm there unless told otherwise.
+PINNED_ISA = {"avx2": ("AVX2", "Haswell"), "avx512": ("AVX512", "SkylakeX"), "avx512_vnni": ("AVX512", "SkylakeX")}
 
 
 def pin_isa(isa: str) -> None:
