@@ -815,7 +815,7 @@ void scan_gemm(const ScanJob& job) {
   alignas(64) static thread_local T acc[kMaxJobQueries * kTileT];
   alignas(64) static thread_local Key direct[kTileQ * kTileT];
   int direct_left[kMaxJobQueries / kTileQ] = {};
-  static thread_local RowSkip<Key> skip;
+  RowSkip<Key> skip;  // on the stack: a thread_local costs a __tls_get_addr call per row in the .so
   skip.tile_len_max = 0.0;
   for (int64_t j0 = job.t_begin; j0 < job.t_end; j0 += kTileT)
     skip.tile_len_max = std::max(skip.tile_len_max, job.tile_len[j0 / kTileT]);
