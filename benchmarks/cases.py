@@ -21,16 +21,16 @@ class Sizes:
     mnist_train: int
     lp: tuple  # l1 / linf problem (N, M, D)
     lp_faiss_queries: int  # faiss l1 / linf run on this subset, scaled up
-    float32: tuple
+    float32: tuple  # float32 l2 problems ((N, M, D), ...): network features of two widths
     isa: tuple  # the small problem every ISA variant runs
 
 
 FULL = Sizes(cifar=(2000, 10000, 3072), cifar_classes=(2, 10), mnist_queries=10000, mnist_train=60000,
              lp=(2000, 10000, 3072), lp_faiss_queries=200,
-             float32=(2000, 20000, 512), isa=(512, 4000, 3072))
+             float32=((2000, 20000, 512), (10000, 100000, 64)), isa=(512, 4000, 3072))
 QUICK = Sizes(cifar=(200, 1000, 3072), cifar_classes=(2, 10), mnist_queries=500, mnist_train=5000,
               lp=(200, 1000, 3072), lp_faiss_queries=20,
-              float32=(200, 2000, 512), isa=(32, 256, 3072))
+              float32=((200, 2000, 512), (500, 5000, 64)), isa=(32, 256, 3072))
 
 
 @dataclass

@@ -168,10 +168,10 @@ class Runner:
             self.compare(case, baseline_queries=self.sizes.lp_faiss_queries, with_numpy=False)
 
     def float32_l2(self, rng) -> None:
-        n, m, d = self.sizes.float32
-        case = random_float32_case(f"float32 features l2 (D={d}), 10 classes", n, m, d, 10, rng)
-        self.register(case, "4. float32 l2")
-        self.compare(case)
+        for n, m, d in self.sizes.float32:
+            case = random_float32_case(f"float32 features l2 (D={d}), 10 classes", n, m, d, 10, rng)
+            self.register(case, "4. float32 l2")
+            self.compare(case)
 
     def isa_variants(self, rng) -> None:
         """Every CPU kernel variant on one case per (dtype, metric), interleaved; results must be
