@@ -13,11 +13,12 @@ namespace nnm::cpu {
 
 // Bytes of queries and of training points a task keeps hot; both fit the 1-2 MB L2 of current cores.
 constexpr int64_t kQueryBlockBytes = 192 << 10;
-// uint8 l2 reads its queries in 256-dim chunks against a 48-point training slice held in L1, so more
-// queries per task mean fewer passes over the training set, which at D = 3072 (10000 points: 30 MB)
-// comes from L3 or memory: 768 KB blocks (256 queries) ran 1.2x faster there on Zen 5, while the
-// row-major l1 / l-inf kernels ran 1.6x / 1.15x slower with them (their queries leave L2).
-constexpr int64_t kQueryBlockBytesU8L2 = 768 << 10;
+// l2 (uint8 dot products, float GEMM form) reads its queries in dim chunks against a 48-point
+// training slice held in L1, so more queries per task mean fewer passes over the training set, which
+// at D = 3072 (10000 uint8 points: 30 MB) comes from L3 or memory: 768 KB blocks (256 queries) ran
+// 1.2x faster there on Zen 5 (float32 D = 512: 1.08x), while the row-major l1 / l-inf kernels ran
+// 1.6x / 1.15x slower with them (their queries leave L2).
+constexpr int64_t kQueryBlockBytesL2 = 768 << 10;
 constexpr int64_t kTrainBlockBytes = 512 << 10;
 
 struct TaskGrid {
@@ -44,7 +45,7 @@ inline TaskGrid make_task_grid(const TrainLayout& train, int64_t n, int num_thre
   const int64_t row_bytes = train.dim_padded * static_cast<int64_t>(element_size(train.dtype));
   g.n = n;
   g.m_padded = train.m_padded;
-  const int64_t query_bytes = train.dtype == kU8 && train.metric == kL2 ? kQueryBlockBytesU8L2 : kQueryBlockBytes;
+  const int64_t query_bytes = train.metric == kL2 ? kQueryBlockBytesL2 : kQueryBlockBytes;
   g.q_block = std::clamp<int64_t>(query_bytes / row_bytes / kTileQ * kTileQ, kTileQ, kMaxJobQueries);
   g.t_block = std::clamp<int64_t>(kTrainBlockBytes / row_bytes / kTileT * kTileT, kTileT, int64_t(1) << 20);
   g.n_qb = (n + g.q_block - 1) / g.q_block;
