@@ -240,7 +240,8 @@ def write_outputs(out_dir: Path, info: dict, rows, problems, quick: bool) -> Non
           "end-to-end vs end-to-end, same query set); in brackets the median of the per-round ratios (methods "
           "are timed in alternating rounds, so each round's ratio sees one machine load).", "",
           "\"% of peak\" = GOP/s / (single-core GOP/s of the kernel's inner instruction sequence, run from "
-          "registers by `nnmargin._core.peak_probe`, x threads); the per-core peaks are in the JSON "
-          "(`machine.peaks`).", "",
+          "registers by `nnmargin._core.peak_probe`, the larger of a probe before and one after the timings, "
+          "x threads); the per-core peaks are in the JSON (`machine.peaks`). A section timed in a slow spell of "
+          "a virtual machine shows a lower % than one timed at full clock.", "",
           markdown_table(rows), ""]
     (out_dir / f"{stem}.md").write_text("\n".join(md), encoding="utf-8")

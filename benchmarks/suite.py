@@ -33,8 +33,20 @@ class Runner:
     def peak_share(self, case: BenchCase, gops: float, isa: str | None = None) -> dict:
         """{"isa", "percent_of_peak"} of an nnmargin row (the default variant unless ``isa``)."""
         isa = isa or (self.args.isa if self.args.isa != "auto" else nnmargin.cpu_isas()[0])
-        share = percent_of_peak(gops, self.args.threads, isa, str(case.x_train.dtype), case.metric, self.peaks)
-        return {"isa": isa, "percent_of_peak": share}
+        kernel = {"isa": isa, "dtype": str(case.x_train.dtype), "metric": case.metric}
+        return {**kernel, "percent_of_peak": percent_of_peak(gops, self.args.threads, peaks=self.peaks, **kernel)}
+
+    def remeasure_peaks(self) -> None:
+        """Probe again after the timings and keep each sequence's larger reading: a probe in one of
+        a virtual machine's slow spells reads low (once 0.9x the kernel it is the peak of), never
+        high. Every row's % of peak is recomputed from the kept values."""
+        again = measure_peaks()
+        self.peaks = {isa: {k: max(v, again[isa][k]) for k, v in seq.items()} for isa, seq in self.peaks.items()}
+        for row in self.rows:
+            d = row.detail
+            if d.get("percent_of_peak") is not None:
+                d["percent_of_peak"] = percent_of_peak(row.gops, self.args.threads, d["isa"], d["dtype"], d["metric"],
+                                                       self.peaks)
 
     def run_all(self) -> None:
         """Sections 1-5, in order, on data drawn from ``args.seed``."""
@@ -46,6 +58,7 @@ class Runner:
         self.isa_variants(rng)
         self.thread_scaling(rng)
         self.close_section()
+        self.remeasure_peaks()
 
     def log(self, text: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
