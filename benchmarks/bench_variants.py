@@ -1,7 +1,8 @@
 """Single-thread GOP/s of every CPU kernel variant on this machine, each with the % of its inner
-instruction sequence's single-core peak. Writes benchmarks/results/cpu_variants_1thread.{md,json}:
+instruction sequence's single-core peak. Writes cpu_variants_1thread.{md,json} to the folder given
+(default benchmarks/results):
 
-    python benchmarks/bench_variants.py
+    python benchmarks/bench_variants.py [OUT_DIR]
 """
 import json
 import sys
@@ -17,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import cpu_model  # noqa: E402
 from peaks import kernel_sequence  # noqa: E402
 
-OUT = Path(__file__).resolve().parent / "results"
+OUT = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent / "results"
 rng = np.random.default_rng(0)
 
 
