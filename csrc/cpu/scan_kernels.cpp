@@ -145,43 +145,7 @@ static_assert(kChunkDims % 4 == 0, "chunks hold whole 4-byte groups");
 constexpr int64_t kWidenDims = 32;
 static_assert(kChunkDims % kWidenDims == 0, "widening blocks tile a chunk");
 
-#if defined(__AVXVNNI__) && !defined(__AVX512BW__)
-// The 32-byte uint8 l2 tile of AVX-VNNI: 4 queries x 16 points per register tile (one group, two
-// halves of 8 points); step(acc, q, t) adds to acc the 4-dim dot products of the broadcast query
-// bytes q with the 8 points of t.
-template <class Step>
-inline void dot_u8_tile_ymm(const uint8_t* q, const int8_t* t, int64_t dp, int64_t group_stride, int64_t k_begin,
-                            int64_t k_end, int32_t* acc_out, Step step) {
-  for (int rb = 0; rb < kTileQ; rb += 4)
-    for (int g = 0; g < 3; ++g) {
-      const int8_t* tg = t + g * group_stride;
-      int32_t* out = acc_out + rb * kTileT + g * kGroupT;
-      __m256i acc[4][2];
-#pragma GCC unroll 4
-      for (int r = 0; r < 4; ++r)
-#pragma GCC unroll 2
-        for (int h = 0; h < 2; ++h) acc[r][h] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(out + r * kTileT + 8 * h));
-      for (int64_t k = k_begin; k < k_end; k += 4) {
-        const __m256i t0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tg + k * kGroupT));       // points 0-7
-        const __m256i t1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tg + k * kGroupT + 32));  // points 8-15
-#pragma GCC unroll 4
-        for (int r = 0; r < 4; ++r) {
-          int32_t q4;
-          std::memcpy(&q4, q + (rb + r) * dp + k, 4);
-          const __m256i qb = _mm256_set1_epi32(q4);
-          acc[r][0] = step(acc[r][0], qb, t0);
-          acc[r][1] = step(acc[r][1], qb, t1);
-        }
-      }
-#pragma GCC unroll 4
-      for (int r = 0; r < 4; ++r)
-#pragma GCC unroll 2
-        for (int h = 0; h < 2; ++h) _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * kTileT + 8 * h), acc[r][h]);
-    }
-}
-#endif
-
-#if defined(__AVX2__) && !defined(__AVX512VNNI__)
+#if defined(__AVX2__) && !defined(__AVX512VNNI__) && !defined(__AVXVNNI__)
 // Without vpdpbusd the query bytes are split into nibbles (q = 16 hi + lo) for vpmaddubsw; split
 // once per call into nib[0] (lo) and nib[1] (hi), [query][dim - k_begin], so the inner loops only
 // broadcast (the split's and / shift at every broadcast would outnumber the int16 adds).
@@ -277,9 +241,33 @@ void dot_u8_tile(const ScanJob& job, int64_t q0, int64_t j0, int64_t k_begin, in
     }
 #elif defined(__AVXVNNI__)
   // AVX-VNNI (Intel client cores, Zen 5): the VEX vpdpbusd on 32-byte vectors, exact like the
-  // AVX-512 path.
-  dot_u8_tile_ymm(q, t, dp, group_stride, k_begin, k_end, acc_out,
-                  [](__m256i acc, __m256i qb, __m256i tv) { return _mm256_dpbusd_avx_epi32(acc, qb, tv); });
+  // AVX-512 path. Register tile: 4 queries x 16 points (one group, two halves of 8 points).
+  for (int rb = 0; rb < kTileQ; rb += 4)
+    for (int g = 0; g < 3; ++g) {
+      const int8_t* tg = t + g * group_stride;
+      int32_t* out = acc_out + rb * kTileT + g * kGroupT;
+      __m256i acc[4][2];
+#pragma GCC unroll 4
+      for (int r = 0; r < 4; ++r)
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; ++h) acc[r][h] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(out + r * kTileT + 8 * h));
+      for (int64_t k = k_begin; k < k_end; k += 4) {
+        const __m256i t0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tg + k * kGroupT));       // points 0-7
+        const __m256i t1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tg + k * kGroupT + 32));  // points 8-15
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; ++r) {
+          int32_t q4;
+          std::memcpy(&q4, q + (rb + r) * dp + k, 4);
+          const __m256i qb = _mm256_set1_epi32(q4);
+          acc[r][0] = _mm256_dpbusd_avx_epi32(acc[r][0], qb, t0);
+          acc[r][1] = _mm256_dpbusd_avx_epi32(acc[r][1], qb, t1);
+        }
+      }
+#pragma GCC unroll 4
+      for (int r = 0; r < 4; ++r)
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; ++h) _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * kTileT + 8 * h), acc[r][h]);
+    }
 #elif defined(__AVX2__)
   // No vpdpbusd: vpmaddubsw multiplies unsigned by signed bytes but saturates its int16 pair sums,
   // so the query bytes are split into nibbles (both <= 15: |pair sum| <= 3840). The int16 sums
