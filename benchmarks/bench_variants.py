@@ -61,5 +61,6 @@ lines = ["# Kernel variants, one thread", "", "`python " + " ".join(sys.argv) + 
 for r in rows:
     lines.append(f"| {r['isa']} | {r['kernel']} | {r['gops_1_thread']:.0f} | " + (f"{r['percent_of_peak']:.0f} %" if r['percent_of_peak'] else "") +
                  f" | {r['sequence'] or ''}" + (f" ({r['sequence_peak']:.0f})" if r['sequence_peak'] else "") + " |")
+OUT.mkdir(parents=True, exist_ok=True)
 (OUT / "cpu_variants_1thread.md").open("w").write("\n".join(lines) + "\n")
 json.dump({"cpu": cpu_model(), "rows": rows}, (OUT / "cpu_variants_1thread.json").open("w"), indent=1)
