@@ -14,6 +14,9 @@ PreparedTrain prepare_train(const void* x, DType dtype, int64_t m, int64_t dim, 
   // Exact uint8 l2 keeps |q - t|^2 <= 65025 * dim in uint32.
   if (dtype == cpu::kU8 && metric == cpu::kL2 && dim > 66051)
     throw std::invalid_argument("uint8 l2 search supports at most 66051 features");
+  // Exact uint8 l1 keeps sums <= 255 * dim below 2^31 (the kernels compare them as int32 / int64).
+  if (dtype == cpu::kU8 && metric == cpu::kL1 && dim > 8421504)
+    throw std::invalid_argument("uint8 l1 search supports at most 8421504 features");
   for (int64_t j = 0; j < m; ++j)
     if (class_id[j] < 0) throw std::invalid_argument("class ids must be >= 0");
   return PreparedTrain{cpu::build_train_layout(x, dtype, m, dim, class_id, metric)};

@@ -82,3 +82,12 @@ def test_other_integer_dtypes_are_searched_exactly_as_float64():
     ref = nnmargin.certify(X, Y, (T, TY), scale=1.0)
     np.testing.assert_array_equal(cert.idx_other, ref.idx_other)
     np.testing.assert_array_equal(cert.dist_other, ref.dist_other)
+
+
+@pytest.mark.parametrize("metric, limit", [("l2", 66051), ("l1", 8421504)])
+def test_uint8_dims_beyond_the_exact_key_range_are_refused(metric, limit):
+    """Exact uint8 keys are 32-bit: l2 holds 65025 * dim, l1 255 * dim (below 2^31); one feature more
+    is refused by name instead of wrapping around."""
+    t = np.zeros((2, limit + 1), np.uint8)
+    with pytest.raises(ValueError, match=f"at most {limit} features"):
+        nnmargin.certify(t[:1], [0], (t, [0, 1]), metric=metric)

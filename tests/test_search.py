@@ -294,20 +294,48 @@ def test_shrunk_gemm_bound_is_caught(monkeypatch):
             assert_true_argmin(run(x, y, t, ty, "l2", ("cpu", isa)), x, y, t, ty, "l2")
 
 
-def test_linf_early_abandoning_on_images(backend):
-    """uint8 l-inf abandons a pair once its partial maximum passes the running minimum (AVX2 /
-    AVX-512): on real images (distances crowd at 250-255, so ties at the minimum are everywhere)
-    and leave-one-out the results still equal the reference's."""
+@pytest.mark.parametrize("metric", ["l1", "linf"])
+def test_early_abandoning_on_images(backend, metric):
+    """uint8 l1 and l-inf abandon a pair once its partial distance passes the running minimum: on
+    real images (l-inf distances crowd at 250-255, so ties at the minimum are everywhere) and
+    leave-one-out the results still equal the reference's."""
     s = nnmargin.datasets.load_sample()
     t, ty = s.x_train.reshape(len(s.x_train), -1), s.y_train
     x, y = s.x_test[:200].reshape(200, -1), s.y_test[:200]
-    assert_exact(run(x, y, t, ty, "linf", backend), x, y, t, ty, "linf")
-    assert_exact(run(t[:300], ty[:300], t[:300], ty[:300], "linf", backend, leave_one_out=True),
-                 t[:300], ty[:300], t[:300], ty[:300], "linf", leave_one_out=True)
+    assert_exact(run(x, y, t, ty, metric, backend), x, y, t, ty, metric)
+    assert_exact(run(t[:300], ty[:300], t[:300], ty[:300], metric, backend, leave_one_out=True),
+                 t[:300], ty[:300], t[:300], ty[:300], metric, leave_one_out=True)
 
 
+@pytest.mark.parametrize("metric", ["l1", "linf"])
+@pytest.mark.parametrize("last_block_gap", [0, 1])
+def test_partial_distance_equal_to_the_minimum_is_not_abandoned(backend, metric, last_block_gap):
+    """A pair whose partial distance over the blocks visited first equals the running minimum, held
+    by a higher index, must not be abandoned: with gap 0 it ties and its lower index wins; with gap
+    1 its true distance is one more (an l1 pair stopped there would report a false tie)."""
+    d = 192  # three blocks of 64 dims; the first abandoning test comes after two
+    x = np.full((2048, d), 50, np.uint8)  # 8 query blocks: every task scans all training tiles in order
+    y = np.zeros(len(x), np.int64)
+    # original order: the contender (index 0, class 2), 16 of class 0, 48 of class 1, 15 of class 2;
+    # sorted by class, the holder (index 17, the first of class 1) lands in tile 0, the contender in tile 1
+    ty = np.array([2] + [0] * 16 + [1] * 48 + [2] * 15)
+    t = np.full((len(ty), d), 50, np.uint8)
+    t[:, :128] = 250  # far points; the first two blocks spread most, so they are visited first
+    contender, holder = 0, 17
+    t[holder] = 50
+    t[holder, 0] = 150  # distance 100 in l1 and l-inf
+    t[contender] = 50
+    t[contender, 1] = 150  # 100 in the blocks visited first ...
+    t[contender, 150] = 50 + (100 if metric == "linf" else 0) + last_block_gap  # ... and the rest in the last
+    for threads in (1, 2):
+        cert = run(x, y, t, ty, metric, backend, num_threads=threads)
+        assert_exact(cert, x, y, t, ty, metric)
+        assert set(cert.idx_other) == {contender if last_block_gap == 0 else holder}
+
+
+@pytest.mark.parametrize("metric", ["l1", "linf"])
 @pytest.mark.parametrize("d", [64, 200, 784])
-def test_linf_abandoning_decided_in_the_least_spread_block(backend, d):
+def test_abandoning_decided_in_the_least_spread_block(backend, metric, d):
     """The points that win differ from the query only in the dims visited last (no spread across the
     training set), after many points have set a running minimum; ties at that minimum with lower
     indices later in the scan must still win."""
@@ -322,5 +350,5 @@ def test_linf_abandoning_decided_in_the_least_spread_block(backend, d):
     near = rng.choice(m, 60, replace=False)
     t[near] = 0
     t[near, d - 1] = rng.choice([7, 9], 60)
-    assert_exact(run(x, y, t, ty, "linf", backend), x, y, t, ty, "linf")
-    assert_exact(run(x, y, t, ty, "linf", backend, num_threads=2), x, y, t, ty, "linf")
+    assert_exact(run(x, y, t, ty, metric, backend), x, y, t, ty, metric)
+    assert_exact(run(x, y, t, ty, metric, backend, num_threads=2), x, y, t, ty, metric)

@@ -149,34 +149,26 @@ inline void dot_u8_tile(const uint8_t* q, const int8_t* t, int64_t dp, int64_t g
   }
 }
 
-// ---- uint8 l1 / linf: row-major rows (dp a multiple of 64), 16 bytes at a time --------------------
-// out[a][b] = l1 or linf distance of q row a and t row b, for a kSubQ x kSubT register block.
-template <int kMetric, int kSubQ, int kSubT>
-inline void subtile_u8(const uint8_t* q, const uint8_t* t, int64_t dp, uint32_t out[kSubQ][kSubT]) {
-  u64x2 sum[kSubQ][kSubT] = {};  // l1: exact for any realistic dim
-  u8x16 mx[kSubQ][kSubT] = {};   // linf
+// ---- uint8 linf: row-major rows (dp a multiple of 64), 16 bytes at a time ------------------------
+// out[a][b] = linf distance of q row a and t row b, for a kSubQ x kSubT register block.
+template <int kSubQ, int kSubT>
+inline void subtile_u8_linf(const uint8_t* q, const uint8_t* t, int64_t dp, uint32_t out[kSubQ][kSubT]) {
+  u8x16 mx[kSubQ][kSubT] = {};
   for (int64_t k = 0; k < dp; k += 16) {
     u8x16 qa[kSubQ], tb[kSubT];
     for (int a = 0; a < kSubQ; ++a) qa[a] = load<u8x16>(q + a * dp + k);
     for (int b = 0; b < kSubT; ++b) tb[b] = load<u8x16>(t + b * dp + k);
     for (int a = 0; a < kSubQ; ++a)
-      for (int b = 0; b < kSubT; ++b) {
-        if (kMetric == kL1) sum[a][b] += sad(qa[a], tb[b]);
-        else mx[a][b] = max_u8(mx[a][b], absdiff(qa[a], tb[b]));
-      }
+      for (int b = 0; b < kSubT; ++b) mx[a][b] = max_u8(mx[a][b], absdiff(qa[a], tb[b]));
   }
   for (int a = 0; a < kSubQ; ++a)
     for (int b = 0; b < kSubT; ++b) {
-      if (kMetric == kL1) {
-        out[a][b] = static_cast<uint32_t>(sum[a][b][0] + sum[a][b][1]);
-      } else {
-        u8x16 m = mx[a][b];  // fold the 16 lanes: 8, 4, 2, 1
-        m = max_u8(m, __builtin_shufflevector(m, m, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7));
-        m = max_u8(m, __builtin_shufflevector(m, m, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3));
-        m = max_u8(m, __builtin_shufflevector(m, m, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1));
-        m = max_u8(m, __builtin_shufflevector(m, m, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0));
-        out[a][b] = m[0];
-      }
+      u8x16 m = mx[a][b];  // fold the 16 lanes: 8, 4, 2, 1
+      m = max_u8(m, __builtin_shufflevector(m, m, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7));
+      m = max_u8(m, __builtin_shufflevector(m, m, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3));
+      m = max_u8(m, __builtin_shufflevector(m, m, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1));
+      m = max_u8(m, __builtin_shufflevector(m, m, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0));
+      out[a][b] = m[0];
     }
 }
 

@@ -23,7 +23,25 @@ constexpr int kTileT = 48;   // training points per tile (three 16-lane AVX-512 
 constexpr int kGroupT = 16;  // training points interleaved per group in the packed uint8-l2 layout
 constexpr int64_t kMaxJobQueries = 256;  // queries per ScanJob at most (kernels size buffers by it)
 constexpr int32_t kNoClass = -1;  // query label that no training point has
-constexpr int64_t kAbandonBlock = 64;  // dims per early-abandoning step of the uint8 l-inf kernel
+constexpr int kSadGroup = 8;  // training points interleaved per group in the packed uint8-l1 layout
+constexpr int64_t kAbandonBlock = 64;  // dims per early-abandoning step of the uint8 l1 / l-inf kernels
+
+// Byte offset of (sorted position pos, dim k) in the packed uint8 layouts of train_layout.cpp; the
+// CUDA backend reads the same layouts, so the formulas live here once. dp = dim_padded.
+#ifdef __CUDACC__
+#define NNM_HOST_DEVICE __host__ __device__
+#else
+#define NNM_HOST_DEVICE
+#endif
+// uint8 l2: groups of kGroupT points, [dp / 4][kGroupT][4] (one 64-byte vector: 4 dims of 16 points).
+NNM_HOST_DEVICE inline int64_t u8_l2_offset(int64_t pos, int64_t k, int64_t dp) {
+  return (pos / kGroupT) * kGroupT * dp + (k / 4) * kGroupT * 4 + (pos % kGroupT) * 4 + k % 4;
+}
+// uint8 l1: groups of kSadGroup points, [dp / 8][kSadGroup][8] (one 64-byte vector: 8 dims of 8
+// points, so psadbw leaves each point's sum in its own 64-bit lane).
+NNM_HOST_DEVICE inline int64_t u8_l1_offset(int64_t pos, int64_t k, int64_t dp) {
+  return (pos / kSadGroup) * kSadGroup * dp + (k / 8) * kSadGroup * 8 + (pos % kSadGroup) * 8 + k % 8;
+}
 
 enum Metric : int { kL2 = 0, kL1 = 1, kLinf = 2 };
 enum DType : int { kU8 = 0, kF32 = 1, kF64 = 2 };

@@ -8,6 +8,7 @@
 //   uint8 l2   : training points in groups of 16: [group][dim_padded / 4][16][4] int8 (value - 128);
 //                queries row-major uint8. |q - t|^2 = (|q|^2 - 256 sum q) + |t|^2 - 2 q.(t - 128),
 //                exact modulo 2^32 and the true value fits in uint32 (dim <= 66051).
+//   uint8 l1   : training points in groups of 8: [group][dim_padded / 8][8][8] uint8; queries row-major.
 //   the others : row-major, zero padded to dim_padded, for training points and queries alike.
 #include <algorithm>
 #include <cmath>
@@ -358,8 +359,9 @@ inline uint32_t hmax_epu8(__m512i v) {
 }
 #endif
 
-template <int kMetric>
-void subtile_u8(const uint8_t* q, const uint8_t* t, int64_t dp, uint32_t out[kSubQ][kSubT]) {
+// out[a][b] = l-inf distance of query row a and training row b (row-major, dp apart), for the top-K
+// and bisector jobs (the nearest search abandons pairs early, below).
+void subtile_u8_linf(const uint8_t* q, const uint8_t* t, int64_t dp, uint32_t out[kSubQ][kSubT]) {
 #if defined(__AVX512BW__)
   __m512i acc[kSubQ][kSubT];
   for (int a = 0; a < kSubQ; ++a)
@@ -369,19 +371,13 @@ void subtile_u8(const uint8_t* q, const uint8_t* t, int64_t dp, uint32_t out[kSu
     for (int a = 0; a < kSubQ; ++a) qa[a] = _mm512_loadu_si512(q + a * dp + k);
     for (int b = 0; b < kSubT; ++b) tb[b] = _mm512_loadu_si512(t + b * dp + k);
     for (int a = 0; a < kSubQ; ++a)
-      for (int b = 0; b < kSubT; ++b) {
-        if (kMetric == kL1) {  // vpsadbw: |a - b| summed over each 8 bytes into 64-bit lanes
-          acc[a][b] = _mm512_add_epi64(acc[a][b], _mm512_sad_epu8(qa[a], tb[b]));
-        } else {  // |a - b| = (a -sat b) | (b -sat a) for unsigned bytes
-          const __m512i d = _mm512_or_si512(_mm512_subs_epu8(qa[a], tb[b]), _mm512_subs_epu8(tb[b], qa[a]));
-          acc[a][b] = _mm512_max_epu8(acc[a][b], d);
-        }
+      for (int b = 0; b < kSubT; ++b) {  // |a - b| = (a -sat b) | (b -sat a) for unsigned bytes
+        const __m512i d = _mm512_or_si512(_mm512_subs_epu8(qa[a], tb[b]), _mm512_subs_epu8(tb[b], qa[a]));
+        acc[a][b] = _mm512_max_epu8(acc[a][b], d);
       }
   }
   for (int a = 0; a < kSubQ; ++a)
-    for (int b = 0; b < kSubT; ++b) {
-      out[a][b] = kMetric == kL1 ? static_cast<uint32_t>(_mm512_reduce_add_epi64(acc[a][b])) : hmax_epu8(acc[a][b]);
-    }
+    for (int b = 0; b < kSubT; ++b) out[a][b] = hmax_epu8(acc[a][b]);
 #elif defined(__AVX2__)
   __m256i acc[kSubQ][kSubT];
   for (int a = 0; a < kSubQ; ++a)
@@ -392,26 +388,15 @@ void subtile_u8(const uint8_t* q, const uint8_t* t, int64_t dp, uint32_t out[kSu
     for (int b = 0; b < kSubT; ++b) tb[b] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + b * dp + k));
     for (int a = 0; a < kSubQ; ++a)
       for (int b = 0; b < kSubT; ++b) {
-        if (kMetric == kL1) {
-          acc[a][b] = _mm256_add_epi64(acc[a][b], _mm256_sad_epu8(qa[a], tb[b]));
-        } else {
-          const __m256i d = _mm256_or_si256(_mm256_subs_epu8(qa[a], tb[b]), _mm256_subs_epu8(tb[b], qa[a]));
-          acc[a][b] = _mm256_max_epu8(acc[a][b], d);
-        }
+        const __m256i d = _mm256_or_si256(_mm256_subs_epu8(qa[a], tb[b]), _mm256_subs_epu8(tb[b], qa[a]));
+        acc[a][b] = _mm256_max_epu8(acc[a][b], d);
       }
   }
   for (int a = 0; a < kSubQ; ++a)
-    for (int b = 0; b < kSubT; ++b) {
-      if (kMetric == kL1) {
-        const __m128i s = _mm_add_epi64(_mm256_castsi256_si128(acc[a][b]), _mm256_extracti128_si256(acc[a][b], 1));
-        out[a][b] = static_cast<uint32_t>(_mm_cvtsi128_si64(s) + _mm_extract_epi64(s, 1));
-      } else {
-        out[a][b] = hmax_epu8(acc[a][b]);
-      }
-    }
+    for (int b = 0; b < kSubT; ++b) out[a][b] = hmax_epu8(acc[a][b]);
 #else
-  // 16-byte vectors: psadbw / pmaxub on SSE2, their portable forms elsewhere (portable_kernels.h).
-  portable::subtile_u8<kMetric, kSubQ, kSubT>(q, t, dp, out);
+  // 16-byte vectors: pmaxub on SSE2, its portable form elsewhere (portable_kernels.h).
+  portable::subtile_u8_linf<kSubQ, kSubT>(q, t, dp, out);
 #endif
 }
 
@@ -517,24 +502,20 @@ void run_u8_linf(const uint8_t* q, const uint8_t* t, int64_t dp, const int32_t* 
     out[b] = may_abandon && any_above(acc[b], limit) ? kAbandoned : hmax_epu8(acc[b]);
 }
 
-// The largest value a pair of query i with the run of points at sorted positions [p, p + kAbandonRun)
-// can still matter at: the minimum of the pair's category (same / other class; a mixed run: the larger
+// The largest value a pair of query i with the run of points at sorted positions [p, p + run) can
+// still matter at: the minimum of the pair's category (same / other class; a mixed run: the larger
 // minimum), one less when the run is one class whose first (lowest) index is above the index holding
-// that minimum, since such a pair loses a tie.
-uint32_t abandon_limit(const ScanJob& job, int64_t i, int64_t p) {
+// that minimum, since such a pair loses a tie. kNoKey while the category has seen nothing.
+uint64_t abandon_limit(const ScanJob& job, int64_t i, int64_t p, int run) {
   if (i >= job.n_q) return 0;  // padding query rows are never reduced: any limit will do
-  const int32_t first = job.t_class[p], last = job.t_class[p + kAbandonRun - 1];
+  const int32_t first = job.t_class[p], last = job.t_class[p + run - 1];
   const uint64_t same = job.best[2 * i], other = job.best[2 * i + 1];
-  uint64_t m;
-  if (first != last) {
-    m = same > other ? same : other;
-  } else {
-    const int cat = first == job.q_class[i] ? 0 : 1;
-    m = job.best[2 * i + cat];
-    const bool real = p + kAbandonRun <= job.m_valid;
-    if (real && m != kNoKey<uint64_t> && m >= 1 && job.t_orig[p] > job.best_orig[2 * i + cat]) --m;
-  }
-  return m < 255 ? static_cast<uint32_t>(m) : 255;
+  if (first != last) return same > other ? same : other;
+  const int cat = first == job.q_class[i] ? 0 : 1;
+  uint64_t m = job.best[2 * i + cat];
+  const bool real = p + run <= job.m_valid;
+  if (real && m != kNoKey<uint64_t> && m >= 1 && job.t_orig[p] > job.best_orig[2 * i + cat]) --m;
+  return m;
 }
 
 void produce_u8_linf(const ScanJob& job, int64_t j0, uint32_t* keys) {
@@ -542,8 +523,177 @@ void produce_u8_linf(const ScanJob& job, int64_t j0, uint32_t* keys) {
   const uint8_t* t = static_cast<const uint8_t*>(job.train) + j0 * dp;
   for (int64_t i = 0; i < round_up_tiles(job.n_q); ++i) {
     const uint8_t* q = static_cast<const uint8_t*>(job.queries) + i * dp;
-    for (int b0 = 0; b0 < kTileT; b0 += kAbandonRun)
-      run_u8_linf(q, t + b0 * dp, dp, job.block_order, abandon_limit(job, i, j0 + b0), keys + i * kTileT + b0);
+    for (int b0 = 0; b0 < kTileT; b0 += kAbandonRun) {
+      const uint64_t lim = abandon_limit(job, i, j0 + b0, kAbandonRun);
+      run_u8_linf(q, t + b0 * dp, dp, job.block_order, lim < 255 ? static_cast<uint32_t>(lim) : 255, keys + i * kTileT + b0);
+    }
+  }
+}
+
+// ---- uint8, l1: points in lanes, early abandoning --------------------------------------------------
+// The l1 layout (scan_common.h, u8_l1_offset) holds 8 dims of 8 points per 64 bytes, so psadbw of a
+// layout vector against 8 query bytes broadcast to every 64-bit lane leaves each point's partial sum
+// in its own lane: no horizontal sums at the end, and an abandoning test is one compare per vector.
+// A run is kSadRunQ queries x kSadRunT points (below); it visits the blocks of kAbandonBlock dims in
+// job.block_order (memory order when there is none) and, when abandoning, stops once every pair of
+// the run is above its query's abandon_limit. A stopped pair reports its partial sum, which is above the
+// limit like its true distance, so reduce_tile keeps exactly what it would keep from the full sums.
+// Top-K and bisector jobs (no abandoning) run the same loop to the end.
+#if defined(__AVX512BW__)
+using SadBytes = __m512i;
+using SadSums = __m512i;
+inline SadBytes load_sad(const uint8_t* p) { return _mm512_loadu_si512(p); }
+inline SadBytes bcast8(const uint8_t* p) {
+  int64_t v;
+  std::memcpy(&v, p, 8);
+  return _mm512_set1_epi64(v);
+}
+inline SadSums sad_add(SadSums acc, SadBytes a, SadBytes b) { return _mm512_add_epi64(acc, _mm512_sad_epu8(a, b)); }
+inline SadSums sum_lanes(uint64_t v) { return _mm512_set1_epi64(static_cast<int64_t>(v)); }
+// above(acc, lim): the lanes where acc > lim; the run's masks are and-ed, then all_set tests them once
+using SadMask = __mmask8;
+inline SadMask above(SadSums acc, SadSums lim) { return _mm512_cmpgt_epu64_mask(acc, lim); }
+inline SadMask both(SadMask a, SadMask b) { return a & b; }
+inline bool all_set(SadMask m) { return m == 0xff; }
+inline void store_sums(uint32_t* out, SadSums acc) {
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm512_cvtepi64_epi32(acc));
+}
+inline SadSums load_sums(const uint32_t* in) {
+  return _mm512_cvtepu32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(in)));
+}
+#elif defined(__AVX2__)
+using SadBytes = __m256i;
+using SadSums = __m256i;
+inline SadBytes load_sad(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+inline SadBytes bcast8(const uint8_t* p) {
+  int64_t v;
+  std::memcpy(&v, p, 8);
+  return _mm256_set1_epi64x(v);
+}
+inline SadSums sad_add(SadSums acc, SadBytes a, SadBytes b) { return _mm256_add_epi64(acc, _mm256_sad_epu8(a, b)); }
+inline SadSums sum_lanes(uint64_t v) { return _mm256_set1_epi64x(static_cast<int64_t>(v)); }
+using SadMask = __m256i;  // signed 64-bit compare: sums and limits stay below 2^62 (kSadNever)
+inline SadMask above(SadSums acc, SadSums lim) { return _mm256_cmpgt_epi64(acc, lim); }
+inline SadMask both(SadMask a, SadMask b) { return _mm256_and_si256(a, b); }
+inline bool all_set(SadMask m) { return _mm256_movemask_pd(_mm256_castsi256_pd(m)) == 0xf; }
+inline void store_sums(uint32_t* out, SadSums acc) {  // the low 32 bits of the 4 lanes
+  const __m256i low = _mm256_permutevar8x32_epi32(acc, _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm256_castsi256_si128(low));
+}
+inline SadSums load_sums(const uint32_t* in) {
+  return _mm256_cvtepu32_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in)));
+}
+#else
+using SadBytes = portable::u8x16;
+using SadSums = portable::u64x2;
+inline SadBytes load_sad(const uint8_t* p) { return portable::load<SadBytes>(p); }
+inline SadBytes bcast8(const uint8_t* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return (SadBytes)(SadSums{v, v});
+}
+inline SadSums sad_add(SadSums acc, SadBytes a, SadBytes b) { return acc + portable::sad(a, b); }
+inline SadSums sum_lanes(uint64_t v) { return SadSums{v, v}; }
+// Compared as int32 lanes (no 64-bit compare on SSE2): sums stay below 2^31 (dim <= 8421504, checked
+// by nn_search.cpp), limits are clamped there, and the high halves (0 in both) compare false.
+using SadMask = portable::i32x4;
+inline SadMask above(SadSums acc, SadSums lim) {
+  const uint64_t cap = 0x7fffffff;
+  const SadSums lim31 = lim < cap ? lim : cap;
+  return (SadMask)acc > (SadMask)lim31;
+}
+inline SadMask both(SadMask a, SadMask b) { return a & b; }
+inline bool all_set(SadMask m) { return (m[0] & m[2]) != 0; }  // the low halves
+inline void store_sums(uint32_t* out, SadSums acc) {
+  out[0] = static_cast<uint32_t>(acc[0]);
+  out[1] = static_cast<uint32_t>(acc[1]);
+}
+inline SadSums load_sums(const uint32_t* in) { return SadSums{in[0], in[1]}; }
+#endif
+constexpr int kSadLanes = static_cast<int>(sizeof(SadSums) / 8);  // points per vector
+// A run: kSadRunQ queries x kSadRunT points, kSadVecs vectors per query, 8 accumulators: AVX-512
+// 4 x 16, AVX2 2 x 16, 16-byte vectors 2 x 8 (the training vectors partly from memory). On AVX-512,
+// 8 x 24 (24 accumulators) ran 1.4x slower on uniform random data (Zen 5, alternating builds).
+constexpr int kSadRunT = kSadLanes == 2 ? 8 : 16;
+constexpr int kSadVecs = kSadRunT / kSadLanes;
+constexpr int kSadRunQ = 8 / kSadVecs;
+constexpr uint64_t kSadNever = uint64_t(1) << 62;                 // a limit no sum reaches
+static_assert(kTileT % kSadRunT == 0 && kTileQ % kSadRunQ == 0, "runs cover the tile");
+static_assert(kAbandonBlock % 8 == 0, "an abandoning block holds whole 8-dim lanes");
+
+// Blocks per pass over a run's points: about 16 KB of them stay in L1 while every run of queries
+// reads them; whole rows at D = 3072 (48 KB for 16 points) would come from L2 for every run.
+constexpr int64_t kSadChunkBlocks = (16 << 10) / (kSadRunT * kAbandonBlock);
+
+// Blocks [s_begin, s_end) of job.block_order for the run of queries q (rows dp apart) and the
+// kSadRunT points at t (a group boundary): out[a * kTileT + c] (a < kSadRunQ, c < kSadRunT) holds the
+// partial sums (read back unless s_begin is 0) and receives them. With kAbandon, returns true once
+// every pair of the run is above its query's limit lim[a] (the run is then done; its sums, partial,
+// are above the limits too).
+template <bool kAbandon, bool kOrdered>
+bool run_u8_l1(const uint8_t* q, const uint8_t* t, int64_t dp, const int32_t* order, int64_t s_begin,
+               int64_t s_end, const uint64_t* lim, uint32_t* out) {
+  SadSums acc[kSadRunQ][kSadVecs], limit[kSadRunQ];
+#pragma GCC unroll 8
+  for (int a = 0; a < kSadRunQ; ++a) {
+    limit[a] = sum_lanes(kAbandon && lim[a] < kSadNever ? lim[a] : kSadNever);
+#pragma GCC unroll 8
+    for (int v = 0; v < kSadVecs; ++v) acc[a][v] = s_begin == 0 ? sum_lanes(0) : load_sums(out + a * kTileT + v * kSadLanes);
+  }
+  const int64_t group_stride = kSadGroup * dp;
+  bool abandoned = false;
+  for (int64_t s = s_begin; s < s_end && !abandoned; ++s) {
+    const int64_t k0 = (kOrdered ? order[s] : s) * kAbandonBlock;
+    for (int64_t k = k0; k < k0 + kAbandonBlock; k += 8) {
+      SadBytes tv[kSadVecs];  // vector v: points v * kSadLanes .. of the run, dims k .. k + 7
+#pragma GCC unroll 8
+      for (int v = 0; v < kSadVecs; ++v) {
+        const int first = v * kSadLanes;
+        tv[v] = load_sad(t + (first / kSadGroup) * group_stride + k * kSadGroup + (first % kSadGroup) * 8);
+      }
+#pragma GCC unroll 8
+      for (int a = 0; a < kSadRunQ; ++a) {
+        const SadBytes qb = bcast8(q + a * dp + k);
+#pragma GCC unroll 8
+        for (int v = 0; v < kSadVecs; ++v) acc[a][v] = sad_add(acc[a][v], qb, tv[v]);
+      }
+    }
+    if (kAbandon && s + 1 >= kFirstCheck) {
+      SadMask all = above(acc[0][0], limit[0]);
+#pragma GCC unroll 8
+      for (int a = 0; a < kSadRunQ; ++a)
+#pragma GCC unroll 8
+        for (int v = a == 0 ? 1 : 0; v < kSadVecs; ++v) all = both(all, above(acc[a][v], limit[a]));
+      abandoned = all_set(all);
+    }
+  }
+#pragma GCC unroll 8
+  for (int a = 0; a < kSadRunQ; ++a)
+#pragma GCC unroll 8
+    for (int v = 0; v < kSadVecs; ++v) store_sums(out + a * kTileT + v * kSadLanes, acc[a][v]);
+  return abandoned;
+}
+
+template <bool kAbandon>
+void produce_u8_l1(const ScanJob& job, int64_t j0, uint32_t* keys) {
+  const int64_t dp = job.dim_padded, n_blocks = dp / kAbandonBlock, rows = round_up_tiles(job.n_q);
+  const uint8_t* q = static_cast<const uint8_t*>(job.queries);
+  const uint8_t* t = static_cast<const uint8_t*>(job.train) + j0 * dp;  // groups start every kSadGroup rows
+  const int32_t* order = kAbandon ? job.block_order : nullptr;
+  uint64_t lim[kMaxJobQueries];
+  bool done[kMaxJobQueries / kSadRunQ];
+  for (int c0 = 0; c0 < kTileT; c0 += kSadRunT) {  // one run of points at a time: its chunk stays in L1
+    for (int64_t i = 0; i < rows; ++i) lim[i] = kAbandon ? abandon_limit(job, i, j0 + c0, kSadRunT) : kSadNever;
+    std::fill(done, done + rows / kSadRunQ, false);
+    for (int64_t s0 = 0; s0 < n_blocks; s0 += kSadChunkBlocks) {
+      const int64_t s1 = s0 + kSadChunkBlocks < n_blocks ? s0 + kSadChunkBlocks : n_blocks;
+      for (int64_t i0 = 0; i0 < rows; i0 += kSadRunQ) {
+        bool& run_done = done[i0 / kSadRunQ];
+        if (run_done) continue;
+        const auto run = order != nullptr ? run_u8_l1<kAbandon, true> : run_u8_l1<kAbandon, false>;
+        run_done = run(q + i0 * dp, t + c0 * dp, dp, order, s0, s1, lim + i0, keys + i0 * kTileT + c0);
+      }
+    }
   }
 }
 
@@ -591,7 +741,7 @@ void tile_rows(const ScanJob& job, int64_t q0, int64_t j0, typename Codec::Key* 
     for (int qa = 0; qa < kTileQ; qa += kSubQ) {
       if constexpr (Codec::kExact) {
         uint32_t out[kSubQ][kSubT];
-        subtile_u8<kMetric>(q + qa * dp, t + tb * dp, dp, out);
+        subtile_u8_linf(q + qa * dp, t + tb * dp, dp, out);
         for (int a = 0; a < kSubQ; ++a)
           for (int b = 0; b < kSubT; ++b) tile[(qa + a) * kTileT + tb + b] = out[a][b];
       } else {
@@ -960,7 +1110,7 @@ const KernelTable& kernel_table() {
   static const KernelTable table = {
       NNM_STR(NNM_ISA),
       {
-          {scan<U8, produce_u8_l2>, scan<U8, produce_rows<uint8_t, U8, kL1>>, scan<U8, produce_u8_linf>},
+          {scan<U8, produce_u8_l2>, scan<U8, produce_u8_l1<true>>, scan<U8, produce_u8_linf>},
           {scan_gemm<float, F32>, scan<F32, produce_rows<float, F32, kL1>>,
            scan<F32, produce_rows<float, F32, kLinf>>},
           {scan_gemm<double, F64>, scan<F64, produce_rows<double, F64, kL1>>,
@@ -969,7 +1119,7 @@ const KernelTable& kernel_table() {
       {
           // float l2 top-K screens by direct differences: its thresholds follow the sink's K-th
           // best, which the GEMM form's bound bookkeeping does not track
-          {scan_topk<U8, produce_u8_l2>, scan_topk<U8, produce_rows<uint8_t, U8, kL1>>,
+          {scan_topk<U8, produce_u8_l2>, scan_topk<U8, produce_u8_l1<false>>,
            scan_topk<U8, produce_rows<uint8_t, U8, kLinf>>},
           {scan_topk<F32, produce_rows<float, F32, kL2>>, scan_topk<F32, produce_rows<float, F32, kL1>>,
            scan_topk<F32, produce_rows<float, F32, kLinf>>},
@@ -978,7 +1128,7 @@ const KernelTable& kernel_table() {
       },
       {
           {bisect<U8, produce_u8_l2, produce_u8_l2, kL2>,
-           bisect<U8, produce_u8_l2, produce_rows<uint8_t, U8, kL1>, kL1>,
+           bisect<U8, produce_u8_l2, produce_u8_l1<false>, kL1>,
            bisect<U8, produce_u8_l2, produce_rows<uint8_t, U8, kLinf>, kLinf>},
           {bisect<F32, produce_rows<float, F32, kL2>, produce_rows<float, F32, kL2>, kL2>,
            bisect<F32, produce_rows<float, F32, kL2>, produce_rows<float, F32, kL1>, kL1>,

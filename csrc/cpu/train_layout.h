@@ -30,7 +30,7 @@ class AlignedBuffer {
 size_t element_size(DType dtype);
 
 // Row length the kernels use: a multiple of 4 bytes for the uint8-l2 dot products, of 64 bytes (one
-// AVX-512 vector) for the row-major kernels. Padding is zeros in queries and training points alike,
+// AVX-512 vector; whole kAbandonBlock blocks for uint8 l1 / l-inf) for the others. Padding is zeros in queries and training points alike,
 // so it adds nothing to any distance.
 int64_t padded_dim(DType dtype, Metric metric, int64_t dim);
 
@@ -47,15 +47,16 @@ struct TrainLayout {
   std::vector<int32_t> t_class;      // (m_padded) dense class id; padding gets kNoClass - 1
   int32_t n_classes = 0;             // 1 + the largest class id
   std::vector<uint32_t> t_aux;       // (m_padded) uint8 l2: |t|^2, else empty
-  AlignedBuffer data;                // kernel layout; row-major for every float layout
+  AlignedBuffer data;                // kernel layout: grouped for uint8 l2 / l1 (scan_common.h), else row-major
   // Float l2 only (GEMM-form screen): the points again, packed in panels of kTileT points,
   // [m_padded / kTileT][dim_padded][kTileT]; |t|^2 in the input precision; ||t|| rounded up and
   // its maximum per tile. The row-major copy above stays for the exact re-check and the bisector.
   AlignedBuffer panel, sq;
   std::vector<double> len, tile_len;
-  // uint8 l-inf only (early abandoning, scan_kernels.cpp): the dim_padded / kAbandonBlock blocks of
-  // kAbandonBlock dims, most spread first (sum of the per-dim variance over the training points), so
-  // a pair's partial maximum passes the running best early. Any order gives the same distances.
+  // uint8 l1 and l-inf only (early abandoning, scan_kernels.cpp): the dim_padded / kAbandonBlock
+  // blocks of kAbandonBlock dims, most spread first (sum of the per-dim variance over the training
+  // points), so a pair's partial distance passes the running best early. Any order gives the same
+  // distances.
   std::vector<int32_t> block_order;
   // Device copies built by the CUDA backend on first use (opaque here; freed with the layout), keyed
   // by (backend, device ordinal): a copy on one GPU is no use on another, and the host emulation's

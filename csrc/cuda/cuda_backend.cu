@@ -39,11 +39,9 @@ struct KernelArgs {
 
 __device__ double train_value(const KernelArgs& a, int64_t pos, int64_t k) {
   if (a.dtype == cpu::kU8) {
-    if (a.metric == cpu::kL2) {  // packed groups of 16 points, 4 dims each, stored as value - 128
-      const int64_t off = (pos / cpu::kGroupT) * cpu::kGroupT * a.dim_padded + (k / 4) * cpu::kGroupT * 4 +
-                          (pos % cpu::kGroupT) * 4 + k % 4;
-      return static_cast<double>(static_cast<int8_t>(a.train[off]) + 128);
-    }
+    if (a.metric == cpu::kL2)  // stored as value - 128
+      return static_cast<double>(static_cast<int8_t>(a.train[cpu::u8_l2_offset(pos, k, a.dim_padded)]) + 128);
+    if (a.metric == cpu::kL1) return static_cast<double>(a.train[cpu::u8_l1_offset(pos, k, a.dim_padded)]);
     return static_cast<double>(a.train[pos * a.dim_padded + k]);
   }
   if (a.dtype == cpu::kF32) return static_cast<double>(reinterpret_cast<const float*>(a.train)[pos * a.dim_padded + k]);

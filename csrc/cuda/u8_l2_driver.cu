@@ -57,11 +57,10 @@ void pack_chunk(const cpu::TrainLayout& t, int64_t begin, int64_t count, const C
       orig[r] = 0xffffffffu;
       continue;
     }
-    const int64_t pos = begin + r;  // the CPU layout: groups of kGroupT points, 4 dims each
-    const int8_t* group = packed + (pos / cpu::kGroupT) * cpu::kGroupT * t.dim_padded + (pos % cpu::kGroupT) * 4;
+    const int64_t pos = begin + r;
     int32_t sq = 0;
     for (int64_t k = 0; k < t.dim; ++k) {
-      const int8_t v = group[(k / 4) * cpu::kGroupT * 4 + k % 4];
+      const int8_t v = packed[cpu::u8_l2_offset(pos, k, t.dim_padded)];
       row[k] = v;
       sq += static_cast<int32_t>(v) * v;
     }
