@@ -179,6 +179,12 @@ class Runner:
             case = base.with_metric(metric, f"CIFAR-shaped random uint8 {metric}, 10 classes")
             self.register(case, f"3. uint8 {metric}")
             self.compare(case, baseline_queries=self.sizes.lp_faiss_queries, with_numpy=False)
+        # real images, where early abandoning pays (l-inf is left out: faiss's METRIC_Linf would
+        # take minutes on the faiss subset)
+        s = self.sizes
+        mnist = mnist_case(self.args.data_dir, s.mnist_queries, s.mnist_train).with_metric("l1", "MNIST uint8 l1")
+        self.register(mnist, "3. uint8 l1")
+        self.compare(mnist, baseline_queries=self.sizes.lp_faiss_queries, with_numpy=False)
 
     def float32_l2(self, rng) -> None:
         for n, m, d in self.sizes.float32:
