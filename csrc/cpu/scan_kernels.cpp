@@ -612,8 +612,9 @@ inline SadSums load_sums(const uint32_t* in) { return SadSums{in[0], in[1]}; }
 #endif
 constexpr int kSadLanes = static_cast<int>(sizeof(SadSums) / 8);  // points per vector
 // A run: kSadRunQ queries x kSadRunT points, kSadVecs vectors per query, 8 accumulators: AVX-512
-// 4 x 16, AVX2 2 x 16, 16-byte vectors 2 x 8 (the training vectors partly from memory). On AVX-512,
-// 8 x 24 (24 accumulators) ran 1.4x slower on uniform random data (Zen 5, alternating builds).
+// 4 x 16, AVX2 2 x 16, 16-byte vectors 2 x 8 (the training vectors partly from memory). Measured
+// slower on uniform random data (Zen 5, alternating builds): AVX-512 8 x 24 (1.4x), 4 x 24 (same
+// speed, coarser abandoning), AVX2 4 x 8 (1.1x).
 constexpr int kSadRunT = kSadLanes == 2 ? 8 : 16;
 constexpr int kSadVecs = kSadRunT / kSadLanes;
 constexpr int kSadRunQ = 8 / kSadVecs;
