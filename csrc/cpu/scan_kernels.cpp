@@ -539,15 +539,16 @@ void produce_u8_linf(const ScanJob& job, int64_t j0, uint32_t* keys) {
 // the run is above its query's abandon_limit. A stopped pair reports its partial sum, which is above the
 // limit like its true distance, so reduce_tile keeps exactly what it would keep from the full sums.
 // Top-K and bisector jobs (no abandoning) run the same loop to the end.
+inline int64_t bytes8(const uint8_t* p) {  // 8 query bytes, to broadcast to every 64-bit lane
+  int64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
 #if defined(__AVX512BW__)
 using SadBytes = __m512i;
 using SadSums = __m512i;
 inline SadBytes load_sad(const uint8_t* p) { return _mm512_loadu_si512(p); }
-inline SadBytes bcast8(const uint8_t* p) {
-  int64_t v;
-  std::memcpy(&v, p, 8);
-  return _mm512_set1_epi64(v);
-}
+inline SadBytes bcast8(const uint8_t* p) { return _mm512_set1_epi64(bytes8(p)); }
 inline SadSums sad_add(SadSums acc, SadBytes a, SadBytes b) { return _mm512_add_epi64(acc, _mm512_sad_epu8(a, b)); }
 inline SadSums sum_lanes(uint64_t v) { return _mm512_set1_epi64(static_cast<int64_t>(v)); }
 // above(acc, lim): the lanes where acc > lim; the run's masks are and-ed, then all_set tests them once
@@ -565,11 +566,7 @@ inline SadSums load_sums(const uint32_t* in) {
 using SadBytes = __m256i;
 using SadSums = __m256i;
 inline SadBytes load_sad(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
-inline SadBytes bcast8(const uint8_t* p) {
-  int64_t v;
-  std::memcpy(&v, p, 8);
-  return _mm256_set1_epi64x(v);
-}
+inline SadBytes bcast8(const uint8_t* p) { return _mm256_set1_epi64x(bytes8(p)); }
 inline SadSums sad_add(SadSums acc, SadBytes a, SadBytes b) { return _mm256_add_epi64(acc, _mm256_sad_epu8(a, b)); }
 inline SadSums sum_lanes(uint64_t v) { return _mm256_set1_epi64x(static_cast<int64_t>(v)); }
 using SadMask = __m256i;  // signed 64-bit compare: sums and limits stay below 2^62 (kSadNever)
@@ -588,8 +585,7 @@ using SadBytes = portable::u8x16;
 using SadSums = portable::u64x2;
 inline SadBytes load_sad(const uint8_t* p) { return portable::load<SadBytes>(p); }
 inline SadBytes bcast8(const uint8_t* p) {
-  uint64_t v;
-  std::memcpy(&v, p, 8);
+  const auto v = static_cast<uint64_t>(bytes8(p));
   return (SadBytes)(SadSums{v, v});
 }
 inline SadSums sad_add(SadSums acc, SadBytes a, SadBytes b) { return acc + portable::sad(a, b); }
