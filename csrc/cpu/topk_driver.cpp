@@ -153,6 +153,7 @@ void topk_typed(const TrainLayout& train, const KernelTable& kernels, const void
                 dp, 0, 0, train.m, rho, alpha, nullptr, &sink, train.orig_of_pos.data(), nullptr};
     job.class_thr = sink.thr.data();
     job.n_classes = static_cast<int32_t>(nc);
+    if (!train.block_order.empty()) job.block_order = train.block_order.data();  // uint8 l1 / l-inf abandoning
     for (int64_t j0 = grid.t_begin(task); j0 < grid.t_end(task); j0 += grid.t_block) {
       job.t_begin = j0;
       job.t_end = std::min(grid.t_end(task), j0 + grid.t_block);
