@@ -95,7 +95,7 @@ struct ScanJob {
   // keeps the K best per (query, class) and lowers the threshold as it fills.
   const uint64_t* class_thr;  // (n_q, n_classes) screening threshold keys, all-ones while not full
   int32_t n_classes;
-  // uint8 l1 / l-inf nearest and top-K searches (scan_kernels.cpp, "early abandoning"), or null
+  // uint8 l1 (nearest, top-K) and l-inf (nearest) searches (scan_kernels.cpp, "early abandoning"), or null
   // (memory order): the order in which the kernels visit the dim_padded / kAbandonBlock blocks.
   const int32_t* block_order;
 };
