@@ -551,7 +551,7 @@ void produce_u8_linf(const ScanJob& job, int64_t j0, uint32_t* keys) {
 // in its own lane: no horizontal sums at the end, and an abandoning test is one compare per vector.
 // A run is kSadRunQ queries x kSadRunT points (below); it visits the blocks of kAbandonBlock dims in
 // job.block_order (memory order when there is none) and, when abandoning, stops once every pair of
-// the run is above its query's abandon_limit. A stopped pair reports its partial sum, which is above the
+// the run is above its query's limit (pair_limit). A stopped pair reports its partial sum, which is above the
 // limit like its true distance, so reduce_tile keeps exactly what it would keep from the full sums.
 // Top-K and bisector jobs (no abandoning) run the same loop to the end.
 inline int64_t bytes8(const uint8_t* p) {  // 8 query bytes, to broadcast to every 64-bit lane
@@ -584,7 +584,7 @@ inline SadBytes load_sad(const uint8_t* p) { return _mm256_loadu_si256(reinterpr
 inline SadBytes bcast8(const uint8_t* p) { return _mm256_set1_epi64x(bytes8(p)); }
 inline SadSums sad_add(SadSums acc, SadBytes a, SadBytes b) { return _mm256_add_epi64(acc, _mm256_sad_epu8(a, b)); }
 inline SadSums sum_lanes(uint64_t v) { return _mm256_set1_epi64x(static_cast<int64_t>(v)); }
-using SadMask = __m256i;  // signed 64-bit compare: sums and limits stay below 2^62 (kSadNever)
+using SadMask = __m256i;  // signed 64-bit compare: sums and limits stay below 2^31 (kSadNever)
 inline SadMask above(SadSums acc, SadSums lim) { return _mm256_cmpgt_epi64(acc, lim); }
 inline SadMask both(SadMask a, SadMask b) { return _mm256_and_si256(a, b); }
 inline bool all_set(SadMask m) { return _mm256_movemask_pd(_mm256_castsi256_pd(m)) == 0xf; }
@@ -605,14 +605,10 @@ inline SadBytes bcast8(const uint8_t* p) {
 }
 inline SadSums sad_add(SadSums acc, SadBytes a, SadBytes b) { return acc + portable::sad(a, b); }
 inline SadSums sum_lanes(uint64_t v) { return SadSums{v, v}; }
-// Compared as int32 lanes (no 64-bit compare on SSE2): sums stay below 2^31 (dim <= 8421504, checked
-// by nn_search.cpp), limits are clamped there, and the high halves (0 in both) compare false.
+// Compared as int32 lanes (no 64-bit compare on SSE2): sums and limits stay below 2^31 (kSadNever),
+// and the high halves (0 in both) compare false.
 using SadMask = portable::i32x4;
-inline SadMask above(SadSums acc, SadSums lim) {
-  const uint64_t cap = 0x7fffffff;
-  const SadSums lim31 = lim < cap ? lim : cap;
-  return (SadMask)acc > (SadMask)lim31;
-}
+inline SadMask above(SadSums acc, SadSums lim) { return (SadMask)acc > (SadMask)lim; }
 inline SadMask both(SadMask a, SadMask b) { return a & b; }
 inline bool all_set(SadMask m) { return (m[0] & m[2]) != 0; }  // the low halves
 inline void store_sums(uint32_t* out, SadSums acc) {
@@ -629,7 +625,8 @@ constexpr int kSadLanes = static_cast<int>(sizeof(SadSums) / 8);  // points per 
 constexpr int kSadRunT = kSadLanes == 2 ? 8 : 16;
 constexpr int kSadVecs = kSadRunT / kSadLanes;
 constexpr int kSadRunQ = 8 / kSadVecs;
-constexpr uint64_t kSadNever = uint64_t(1) << 62;                 // a limit no sum reaches
+// A limit no sum reaches: sums are <= 255 dim < 2^31 - 1 (dim <= 8421504, checked by nn_search.cpp).
+constexpr uint64_t kSadNever = 0x7fffffff;
 static_assert(kTileT % kSadRunT == 0 && kTileQ % kSadRunQ == 0, "runs cover the tile");
 static_assert(kAbandonBlock % 8 == 0, "an abandoning block holds whole 8-dim lanes");
 
