@@ -75,8 +75,10 @@ void row_norms(const void* x, DType dtype, int64_t n, int64_t dim, void* sq, dou
 
 // Blocks of kAbandonBlock dims by decreasing variance summed over the block (ties: lower block first).
 // With only_if_concentrated, empty (visit in memory order) unless the most spread half of the blocks
-// holds at least kConcentrated of the variance: out-of-order blocks cost the uint8 l1 kernel ~20 %
-// on data whose spread is even (uniform random: nothing to gain), and gain ~16 % on MNIST (Zen 5, AVX2).
+// holds at least kConcentrated of the variance: out-of-order blocks cost the uint8 l1 kernel 13-23 %
+// on data whose spread is even (uniform random: nothing to gain; Zen 5, AVX2 and AVX-512 VNNI, one
+// thread, also after the first-vector test; prefetching the next block did not recover it on AVX2),
+// and gain ~16 % on MNIST (Zen 5, AVX2).
 constexpr double kConcentrated = 2.0 / 3.0;
 static std::vector<int32_t> spread_order(const uint8_t* x, int64_t m, int64_t dim, int64_t dim_padded,
                                          bool only_if_concentrated) {
