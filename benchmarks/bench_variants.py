@@ -4,6 +4,7 @@ instruction sequence's single-core peak. Writes cpu_variants_1thread.{md,json} t
 
     python benchmarks/bench_variants.py [OUT_DIR]
 """
+import argparse
 import json
 import sys
 import time
@@ -18,7 +19,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import cpu_model  # noqa: E402
 from peaks import kernel_sequence  # noqa: E402
 
-OUT = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent / "results"
+_parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+_parser.add_argument("out_dir", nargs="?", type=Path, default=Path(__file__).resolve().parent / "results",
+                     help="folder for cpu_variants_1thread.{md,json} (default: benchmarks/results)")
+OUT = _parser.parse_args().out_dir  # before any timing: --help or a stray option must not start a run
 rng = np.random.default_rng(0)
 
 
