@@ -160,6 +160,7 @@ PYBIND11_MODULE(_core, m) {
         py::arg("pivots"), py::arg("pivot_sq_dist"), py::arg("isa") = "auto", py::arg("num_threads") = 0,
         "Bisector lower bound of the l2-1NN robust radius: (bound (n,), index (n,)) in kernel units.");
   m.def("cpu_isas", &nnm::cpu::supported_isas, "CPU kernel variants this machine runs, fastest first.");
+  m.def("built_isas", &nnm::cpu::built_isas, "CPU kernel variants this build holds, fastest first (a superset of cpu_isas).");
   m.def("peak_sequences", &nnm::cpu::peak_sequences, py::arg("isa"),
         "The inner instruction sequences of a CPU variant's kernels (for peak_probe).");
   m.def("peak_probe", [](const std::string& isa, const std::string& sequence, double seconds) {

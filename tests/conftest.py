@@ -14,7 +14,15 @@ settings.register_profile("default", derandomize=True, print_blob=True)
 settings.register_profile("explore", derandomize=False, max_examples=200, print_blob=True)
 settings.load_profile("default")
 
-BACKENDS = [pytest.param(("cpu", isa), id=f"cpu-{isa}") for isa in nnmargin.cpu_isas()] + [
+def _isa_marks(isa):
+    """Every variant of the build is listed; those this CPU cannot run skip, by name, so a run says
+    which variants it did not test."""
+    return [pytest.mark.skipif(isa not in nnmargin.cpu_isas(), reason=f"this CPU cannot run the {isa} kernels")]
+
+
+ISAS = [pytest.param(isa, id=isa, marks=_isa_marks(isa)) for isa in nnmargin._core.built_isas()]
+
+BACKENDS = [pytest.param(("cpu", isa), id=f"cpu-{isa}", marks=_isa_marks(isa)) for isa in nnmargin._core.built_isas()] + [
     pytest.param(
         ("cuda", "auto"),
         id="cuda",
@@ -24,6 +32,12 @@ BACKENDS = [pytest.param(("cpu", isa), id=f"cpu-{isa}") for isa in nnmargin.cpu_
         ],
     )
 ]
+
+
+@pytest.fixture(params=ISAS)
+def isa(request):
+    """One CPU kernel variant of this build (skipped where this CPU cannot run it)."""
+    return request.param
 
 
 @pytest.fixture(params=BACKENDS)

@@ -34,7 +34,6 @@ def pivots_used(x, y, t, ty, n_pivots):
     return choose_pivots(ts, x, y, base, n_pivots, search)
 
 
-@pytest.mark.parametrize("isa", nnmargin.cpu_isas())
 @pytest.mark.parametrize("norm", ["l2", "linf", "l1"])
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64], ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("n_pivots", [1, 3])

@@ -41,6 +41,12 @@ const std::vector<Variant>& variants() {
 
 }  // namespace
 
+std::vector<std::string> built_isas() {
+  std::vector<std::string> out;
+  for (const Variant& v : variants()) out.push_back(v.name);
+  return out;
+}
+
 std::vector<std::string> supported_isas() {
   std::vector<std::string> out;
   for (const Variant& v : variants())

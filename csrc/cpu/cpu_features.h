@@ -12,6 +12,10 @@ namespace nnm::cpu {
 // {"avx512_vnni", "avx512", "avx2_vnni", "avx2", "generic"}.
 std::vector<std::string> supported_isas();
 
+// Every variant this build holds, fastest first, whether or not this CPU can run it (an x86 build
+// holds all five; other targets only "generic"): what tests list and skip by name.
+std::vector<std::string> built_isas();
+
 // "auto" picks the fastest supported variant; a name forces one (std::invalid_argument if this CPU
 // or build cannot run it).
 const KernelTable& kernel_table_for(const std::string& isa);

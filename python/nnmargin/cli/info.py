@@ -46,13 +46,19 @@ def add_arguments(p) -> None:
     p.add_argument("--data-dir", metavar="DIR", help="show this data root instead of the default one")
 
 
+def _missing_isas() -> str:
+    """The variants built but beyond this CPU (an AVX2 machine lacks the AVX-512 ones), or ''."""
+    missing = [isa for isa in _core.built_isas() if isa not in cpu_isas()]
+    return f"; built, not for this CPU: {', '.join(missing)}" if missing else ""
+
+
 def run(args, argv) -> int:
     """``nnmargin info``: version, kernels, CUDA and where datasets are looked up."""
     root = datasets.resolve_data_dir(args.data_dir)
     lines = [
         f"nnmargin {__version__}  ({Path(__file__).parents[1]})",
         f"  python        {sys.version.split()[0]}, numpy {np.__version__}",
-        f"  cpu kernels   {', '.join(cpu_isas())}  (fastest first; {os.cpu_count()} cores)",
+        f"  cpu kernels   {', '.join(cpu_isas())}  (fastest first; {os.cpu_count()} cores){_missing_isas()}",
         f"  cuda          {cuda_status()}",
         f"  device auto   {auto_device_status()}",
         f"  data root     {root}  ({_data_dir_source(args.data_dir)})",
