@@ -53,13 +53,13 @@ IndexArray skip_indices(const py::object& skip, int64_t n) {
   return skip_index;
 }
 
-nnm::PreparedTrain prepare_train(const py::array& x, const IntArray& class_id, nnm::Metric metric) {
+nnm::PreparedTrain prepare_train(const py::array& x, const IntArray& class_id, nnm::Metric metric, int num_threads) {
   require_matrix(x, "training points");
   if (class_id.ndim() != 1 || class_id.shape(0) != x.shape(0))
     throw std::invalid_argument("need one class id per training point");
   const nnm::DType dtype = dtype_of(x);
   py::gil_scoped_release release;
-  return nnm::prepare_train(x.data(), dtype, x.shape(0), x.shape(1), class_id.data(), metric);
+  return nnm::prepare_train(x.data(), dtype, x.shape(0), x.shape(1), class_id.data(), metric, num_threads);
 }
 
 py::tuple search(const nnm::PreparedTrain& train, const py::array& queries, const IntArray& query_class,
@@ -146,8 +146,8 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("metric", [](const nnm::PreparedTrain& t) { return t.layout->metric; })
       .def_property_readonly("nbytes", [](const nnm::PreparedTrain& t) { return t.layout->data.size(); });
 
-  m.def("prepare_train", &prepare_train, py::arg("x"), py::arg("class_id"), py::arg("metric"),
-        "Lay out training points (m, dim) with dense class ids (m,) for a Metric.");
+  m.def("prepare_train", &prepare_train, py::arg("x"), py::arg("class_id"), py::arg("metric"), py::arg("num_threads") = 0,
+        "Lay out training points (m, dim) with dense class ids (m,) for a Metric (num_threads 0: all cores).");
   m.def("search", &search, py::arg("train"), py::arg("queries"), py::arg("query_class"), py::arg("skip") = py::none(),
         py::arg("device") = "cpu", py::arg("isa") = "auto", py::arg("num_threads") = 0,
         "Nearest same-class and other-class training point of each query: "

@@ -8,7 +8,7 @@
 namespace nnm {
 
 PreparedTrain prepare_train(const void* x, DType dtype, int64_t m, int64_t dim, const int32_t* class_id,
-                            Metric metric) {
+                            Metric metric, int num_threads) {
   if (m <= 0) throw std::invalid_argument("the training set is empty");
   if (dim <= 0) throw std::invalid_argument("points must have at least one feature");
   // Exact uint8 l2 keeps |q - t|^2 <= 65025 * dim in uint32.
@@ -19,7 +19,7 @@ PreparedTrain prepare_train(const void* x, DType dtype, int64_t m, int64_t dim, 
     throw std::invalid_argument("uint8 l1 search supports at most 8421504 features");
   for (int64_t j = 0; j < m; ++j)
     if (class_id[j] < 0) throw std::invalid_argument("class ids must be >= 0");
-  return PreparedTrain{cpu::build_train_layout(x, dtype, m, dim, class_id, metric)};
+  return PreparedTrain{cpu::build_train_layout(x, dtype, m, dim, class_id, metric, num_threads)};
 }
 
 namespace {

@@ -21,9 +21,10 @@ struct PreparedTrain {
   std::shared_ptr<const cpu::TrainLayout> layout;
 };
 
-// x: (m, dim) row-major; class_id: (m) dense ids >= 0. Throws std::invalid_argument on bad sizes.
+// x: (m, dim) row-major; class_id: (m) dense ids >= 0; num_threads <= 0: all cores. Throws
+// std::invalid_argument on bad sizes.
 PreparedTrain prepare_train(const void* x, DType dtype, int64_t m, int64_t dim, const int32_t* class_id,
-                            Metric metric);
+                            Metric metric, int num_threads = 0);
 
 struct SearchOptions {
   std::string device = "cpu";  // "cpu" | "cuda" | "cuda-emulated" (the CUDA backend run on the host, for tests)

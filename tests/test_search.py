@@ -189,6 +189,27 @@ def test_results_do_not_depend_on_thread_count_or_isa():
             np.testing.assert_array_equal(getattr(other, field), getattr(runs[0], field))
 
 
+@pytest.mark.parametrize("dtype,metric", [(np.uint8, "l2"), (np.uint8, "l1"), (np.uint8, "linf"),
+                                          (np.float32, "l2"), (np.float64, "l2"), (np.float32, "l1")])
+def test_layouts_built_on_any_thread_count_search_alike(dtype, metric):
+    """The training layout is packed by several threads (rows split among them, 1001 points: the
+    last tile is partial); one thread and three must give the same layout, hence the same answers."""
+    rng = np.random.default_rng(9)
+    t = rng.integers(0, 256, (1001, 37)).astype(dtype) if dtype == np.uint8 else rng.normal(size=(1001, 37)).astype(dtype)
+    ty, x, y = rng.integers(0, 4, 1001), t[::7] + 1, rng.integers(0, 4, 143)
+    answers = []
+    for threads in (1, 3):
+        ts = nnmargin.TrainSet(t, ty)
+        prepared = ts.prepared(metric, threads)
+        assert ts.prepared(metric) is prepared  # cached: the thread count is not part of the key
+        scale = 1.0 if dtype == np.uint8 else None  # distances in integer steps, as the reference's
+        answers.append(nnmargin.certify(x, y, ts, metric=metric, scale=scale, num_threads=1))
+    for field in ("idx_same", "idx_other", "dist_same", "dist_other"):
+        np.testing.assert_array_equal(getattr(answers[0], field), getattr(answers[1], field))
+    for answer in answers:
+        assert_exact(answer, x, y, t, ty, metric)
+
+
 def test_peak_probe_reports_every_variant_sequence():
     """The benchmark's peaks: every sequence of every variant this CPU runs gives a positive rate,
     and an unknown sequence is refused rather than reported as 0."""

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -22,7 +23,10 @@ class AlignedBuffer {
   size_t size() const { return bytes_; }
 
  private:
-  std::unique_ptr<uint8_t[]> storage_;
+  struct Free {
+    void operator()(uint8_t* p) const { std::free(p); }
+  };
+  std::unique_ptr<uint8_t, Free> storage_;
   uint8_t* ptr_ = nullptr;
   size_t bytes_ = 0;
 };
@@ -69,9 +73,10 @@ struct TrainLayout {
   const void* row(int64_t pos) const { return data.data() + pos * dim_padded * element_size(dtype); }
 };
 
-// x: (m, dim) row-major in `dtype`; class_id: (m) dense ids >= 0.
+// x: (m, dim) row-major in `dtype`; class_id: (m) dense ids >= 0. The per-row packing runs on
+// `threads` threads (<= 0: all); the layout does not depend on their number.
 std::shared_ptr<const TrainLayout> build_train_layout(const void* x, DType dtype, int64_t m, int64_t dim,
-                                                      const int32_t* class_id, Metric metric);
+                                                      const int32_t* class_id, Metric metric, int threads = 0);
 
 // Copy n query rows (row-major, dim long) into `out` (round_up(n, kTileQ) rows of dim_padded, zero
 // padded); for uint8 l2 also fill aux[i] = |q|^2 - 256 sum(q) (mod 2^32).

@@ -15,6 +15,8 @@ _MAX_EXACT_INT = 2**53
 # scan_driver.cpp: the screening bound assumes no overflow and only tiny absolute underflow).
 _F32_SAFE = (1e-15, 1e15)
 _F64_SAFE = (1e-140, 1e140)
+# Elements per step of the magnitude scan (256 KB of float32): its temporaries stay in L2.
+_RANGE_CHUNK = 1 << 16
 
 
 def is_torch_tensor(x) -> bool:
@@ -67,7 +69,8 @@ def as_points(x, name: str) -> np.ndarray:
     if not arr.dtype.isnative:  # e.g. big-endian data read from a file: the kernels read native order
         arr = arr.astype(arr.dtype.newbyteorder("="))
     arr = np.ascontiguousarray(arr.reshape(n, dim))
-    if arr.dtype != np.uint8:
+    # min / max propagate NaN and show +-inf: two passes without the (N, D) bool array of isfinite
+    if arr.dtype != np.uint8 and arr.size and not (np.isfinite(arr.min()) and np.isfinite(arr.max())):
         finite = np.isfinite(arr)
         if not finite.all():
             bad = np.argwhere(~finite)[0]
@@ -82,8 +85,12 @@ def magnitude_range(a: np.ndarray) -> tuple:
     """(smallest non-zero |value|, largest |value|) of a float array; (inf, 0) when all zero or empty."""
     if not a.size:
         return np.inf, 0.0
-    magnitude = np.abs(a)
-    return float(magnitude.min(where=magnitude > 0, initial=np.inf)), float(magnitude.max())
+    flat, lo, hi = a.reshape(-1), np.inf, 0.0
+    for start in range(0, flat.size, _RANGE_CHUNK):  # chunks: the temporaries stay in cache
+        magnitude = np.abs(flat[start:start + _RANGE_CHUNK])
+        lo = min(lo, float(magnitude.min(where=magnitude > 0, initial=np.inf)))
+        hi = max(hi, float(magnitude.max()))
+    return lo, hi
 
 
 def float_dtype_for(dtype, lo: float, hi: float) -> np.dtype:

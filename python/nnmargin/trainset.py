@@ -192,12 +192,13 @@ class TrainSet(TrainSetBase):
     def dtype(self) -> np.dtype:
         return self.points.dtype
 
-    def prepared(self, metric: str = "l2") -> "_core.PreparedTrain":
-        """The compiled layout for ``metric`` (built once, then cached)."""
+    def prepared(self, metric: str = "l2", threads: int = 0) -> "_core.PreparedTrain":
+        """The compiled layout for ``metric`` (built once on ``threads`` threads, 0: all cores, then
+        cached; the layout does not depend on the thread count)."""
         metric = as_metric(metric)
         with self._lock:
             if metric not in self._prepared:
-                self._prepared[metric] = _core.prepare_train(self.points, self._class_id, metric_code(metric))
+                self._prepared[metric] = _core.prepare_train(self.points, self._class_id, metric_code(metric), threads)
             return self._prepared[metric]
 
     def float64(self, unit: float = 1.0) -> Float64TrainSet:
@@ -209,13 +210,13 @@ class TrainSet(TrainSetBase):
             return self._float64[unit]
 
     def search(self, queries, labels, skip, metric: str, device: str = "cpu", isa: str = "auto", threads: int = 0):
-        return _core.search(self.prepared(metric), queries, self.class_ids(labels), skip, device, isa, threads)
+        return _core.search(self.prepared(metric, threads), queries, self.class_ids(labels), skip, device, isa, threads)
 
     def search_topk(self, queries, skip, k: int, metric: str, isa: str = "auto", threads: int = 0):
-        return _core.search_topk(self.prepared(metric), queries, k, skip, isa, threads)
+        return _core.search_topk(self.prepared(metric, threads), queries, k, skip, isa, threads)
 
     def bisector(self, queries, labels, pivot_rows, pivot_sq, norm: str, isa: str = "auto", threads: int = 0):
-        return _core.bisector(self.prepared("l2"), self.prepared(DUAL_NORM[norm]), queries, self.class_ids(labels),
+        return _core.bisector(self.prepared("l2", threads), self.prepared(DUAL_NORM[norm], threads), queries, self.class_ids(labels),
                               pivot_rows, pivot_sq, isa, threads)
 
     def rows(self, index: np.ndarray) -> np.ndarray:
