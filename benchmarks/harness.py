@@ -36,10 +36,18 @@ class Method:
     repeats: int
 
 
+# Pause before every timed run. The thread pools of the libraries in this one process busy-wait
+# after a call (OpenBLAS's for up to 2^28 cycles, ~0.08 s here) and took cores from whichever method
+# ran next: nnmargin on 2 threads right after a numpy float32 matmul ran 6-13 % slower (Zen 4, uint8
+# l2 2000 x 10000 x 3072: 244-265 GOP/s instead of 278-281; 262-278 after a 0.25 s pause).
+SETTLE_SECONDS = 0.3
+
+
 def interleaved(methods, warmup: int = 1) -> dict:
     """Time ``methods`` in alternation: one untimed warm-up each, then rounds in which every method
-    that still has repeats left runs once. On a shared machine, load that comes and goes then
-    affects all methods alike instead of whichever happened to run at that moment.
+    that still has repeats left runs once, each run after a pause of SETTLE_SECONDS. On a shared
+    machine, load that comes and goes then affects all methods alike instead of whichever happened
+    to run at that moment.
 
     Returns {name: {"phases": {phase: [seconds per repeat]}, "result": the last result}}."""
     out = {}
@@ -51,6 +59,7 @@ def interleaved(methods, warmup: int = 1) -> dict:
     for round_index in range(max(method.repeats for method in methods)):
         for method in methods:
             if round_index < method.repeats:
+                time.sleep(SETTLE_SECONDS)
                 result, phases = method.run()
                 out[method.name]["result"] = result
                 for phase, seconds in phases.items():
@@ -238,7 +247,8 @@ def write_outputs(out_dir: Path, info: dict, rows, problems, quick: bool) -> Non
           "Seconds are medians after one warm-up run. GOP/s = 2·N·M·D / seconds for every method and metric. "
           "\"nnmargin speedup\" = baseline seconds / nnmargin seconds, like for like (search vs search, "
           "end-to-end vs end-to-end, same query set); in brackets the median of the per-round ratios (methods "
-          "are timed in alternating rounds, so each round's ratio sees one machine load).", "",
+          "are timed in alternating rounds, so each round's ratio sees one machine load; every timed run starts "
+          f"after a {SETTLE_SECONDS} s pause, so no library's idle threads still spin from the previous one).", "",
           "\"% of peak\" = GOP/s / (single-core GOP/s of the kernel's inner instruction sequence, run from "
           "registers by `nnmargin._core.peak_probe`, the larger of a probe before and one after the timings, "
           "x threads); the per-core peaks are in the JSON (`machine.peaks`). A section timed in a slow spell of "
