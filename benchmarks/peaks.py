@@ -10,7 +10,7 @@ import nnmargin._core as core
 
 # The inner sequence each variant's kernel runs, per (dtype, metric); see csrc/cpu/peak_probe.cpp.
 _U8_L2 = {"avx512_vnni": "u8_dpbusd", "avx2_vnni": "u8_dpbusd", "avx512": "u8_maddubs_nibble",
-          "avx2": "u8_maddubs_nibble"}
+          "avx2": "u8_madd_words"}
 # float32 l2 screens in GEMM form (one FMA per pair-dim); far from the origin it falls back to
 # direct differences (fp32_diff_fma), so its % of peak is measured against the faster sequence.
 _SEQUENCES = {("uint8", "l1"): "u8_sad", ("uint8", "linf"): "u8_absmax", ("float32", "l2"): "fp32_fma"}

@@ -141,12 +141,12 @@ void reduce_tile(const typename Codec::Key* tile, int64_t q0, int64_t j0, const 
 // tiles live in a per-thread buffer between chunks.
 constexpr int64_t kChunkDims = 256;
 static_assert(kChunkDims % 4 == 0, "chunks hold whole 4-byte groups");
-// Nibble paths (no VNNI: AVX-512 and AVX2): dims summed in int16 before widening to int32; 8 steps
-// of 4 dims keep the int16 sums exact.
+// Nibble path (AVX-512 without VNNI): dims summed in int16 before widening to int32; 8 steps of 4
+// dims keep the int16 sums exact.
 constexpr int64_t kWidenDims = 32;
 static_assert(kChunkDims % kWidenDims == 0, "widening blocks tile a chunk");
 
-#if defined(__AVX2__) && !defined(__AVX512VNNI__) && !defined(__AVXVNNI__)
+#if defined(__AVX512BW__) && !defined(__AVX512VNNI__)
 // Without vpdpbusd the query bytes are split into nibbles (q = 16 hi + lo) for vpmaddubsw; split
 // once per call into nib[0] (lo) and nib[1] (hi), [query][dim - k_begin], so the inner loops only
 // broadcast (the split's and / shift at every broadcast would outnumber the int16 adds).
@@ -165,26 +165,82 @@ inline void split_nibbles(const uint8_t* q, int64_t dp, int64_t k_begin, int64_t
     for (; k < len; ++k) nib[0][r][k] = row[k] & 15, nib[1][r][k] = row[k] >> 4;  // the row's last < 32 dims
   }
 }
-
-// One full widening block (8 steps of 4 dims) of the AVX2 2 x 16 nibble tile as one asm statement.
-// From intrinsics GCC 12 either spilled the sums (straight-line code: it summed the 64 products as a
-// tree, all live at once) or, as a partly unrolled loop with entry branches, copied registers
-// between steps; written out, the block keeps 8 sums and 4 temporaries in the 16 ymm registers
-// (Zen 4, one thread, 256 x 8000 x 3072: 141 -> 147 GOP/s, 82 -> 86 % of the vpmaddubsw + vpaddw
-// peak; two threads, 2000 x 10000 x 3072: 280 -> 290). Offsets are immediates: t + 64 s (16 points
-// x 4 dims per step), the nibbles of query row r at n + 256 r + 4 s (low), n + 2048 + 256 r + 4 s (high).
-static_assert(kChunkDims == 256 && kTileQ == 8 && kGroupT == 16 && kWidenDims == 32,
-              "the offsets in NNM_NIB_STEP");
-#define NNM_NIB_SET(SUM, T) "vpmaddubsw %[" #T "], %[q], %[" #SUM "]\n\t"
-#define NNM_NIB_ADD(SUM, T) "vpmaddubsw %[" #T "], %[q], %[p]\n\tvpaddw %[p], %[" #SUM "], %[" #SUM "]\n\t"
-#define NNM_NIB_QUERY(S, OFFSET, SUM0, SUM1, OP) \
-  "vpbroadcastd " OFFSET "+4*" #S "(%[n]), %[q]\n\t" OP(SUM0, t0) OP(SUM1, t1)
-#define NNM_NIB_STEP(S, OP)                                                                \
-  "vmovdqu 64*" #S "(%[t]), %[t0]\n\tvmovdqu 64*" #S "+32(%[t]), %[t1]\n\t"                \
-  NNM_NIB_QUERY(S, "0", lo00, lo01, OP) NNM_NIB_QUERY(S, "2048", hi00, hi01, OP)          \
-  NNM_NIB_QUERY(S, "256", lo10, lo11, OP) NNM_NIB_QUERY(S, "2304", hi10, hi11, OP)
 #endif
 
+#if defined(__AVX2__) && !defined(__AVX512BW__) && !defined(__AVXVNNI__)
+#define NNM_U8_L2_WORDS 1
+// AVX2 without VNNI: the dot products in int16 words by vpmaddwd (q in [0, 255] times t - 128, pairs
+// summed into int32: no saturation and no int16 sums to widen, unlike a vpmaddubsw path, which needs
+// two products per pair-dim (query nibbles) and a widening every 32 dims; both instructions run on
+// the same two pipes on Zen 3 / 4 and Intel cores). Zen 4, one thread, 256 x 8000 x 3072: 156 GOP/s
+// against 141 for the nibble kernel it replaced (147 with that kernel's blocks written in asm). Each
+// chunk of the training tile is sign-extended to words once, in the same [group][dims / 4][16
+// points][4 dims] order, and used by every query tile of the job.
+struct WordChunk {
+  alignas(32) int16_t t[3][kChunkDims / 4][kGroupT * 4];
+};
+
+void widen_train_chunk(const int8_t* t, int64_t group_stride, int64_t k_begin, int64_t k_end, WordChunk& w) {
+  for (int g = 0; g < 3; ++g)
+    for (int64_t j = 0; j < (k_end - k_begin) / 4; ++j) {
+      const int8_t* src = t + g * group_stride + (k_begin + 4 * j) * kGroupT;  // 16 points x 4 dims
+#pragma GCC unroll 4
+      for (int c = 0; c < 4; ++c)
+        _mm256_store_si256(reinterpret_cast<__m256i*>(&w.t[g][j][16 * c]),
+                           _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 16 * c))));
+    }
+}
+
+// acc[kTileQ][kTileT] += q(rows q0.., dims [k_begin, k_end)) . t(the widened chunk), int32 mod 2^32.
+// Register tile: 4 queries x 8 points, 8 int32 sums over the whole chunk (lanes: point p, dims 4j +
+// {0, 1} and 4j + {2, 3}; the two are added at the end).
+void dot_u8_words(const ScanJob& job, int64_t q0, const WordChunk& w, int64_t k_begin, int64_t k_end,
+                  int32_t* acc_out) {
+  const int64_t dp = job.dim_padded, steps = (k_end - k_begin) / 4;
+  const uint8_t* q = static_cast<const uint8_t*>(job.queries) + q0 * dp + k_begin;
+  alignas(32) int16_t qw[kTileQ][kChunkDims];  // the tile's query bytes as words
+  for (int r = 0; r < kTileQ; ++r) {
+    int64_t k = 0;
+    for (; k + 16 <= 4 * steps; k += 16)
+      _mm256_store_si256(reinterpret_cast<__m256i*>(&qw[r][k]),
+                         _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + r * dp + k))));
+    for (; k < 4 * steps; ++k) qw[r][k] = q[r * dp + k];
+  }
+  for (int rb = 0; rb < kTileQ; rb += 4)
+    for (int g = 0; g < 3; ++g)
+      for (int half = 0; half < 2; ++half) {
+        const int16_t* tw = &w.t[g][0][32 * half];
+        __m256i a[4][2];
+        for (auto& row : a) row[0] = row[1] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+        for (int64_t j = 0; j < steps; ++j) {
+          const __m256i t0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(tw + 64 * j));       // points 0-3
+          const __m256i t1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(tw + 64 * j + 16));  // points 4-7
+#pragma GCC unroll 4
+          for (int r = 0; r < 4; ++r) {
+            int64_t q4;
+            std::memcpy(&q4, &qw[rb + r][4 * j], 8);
+            const __m256i qb = _mm256_set1_epi64x(q4);
+            a[r][0] = _mm256_add_epi32(a[r][0], _mm256_madd_epi16(qb, t0));
+            a[r][1] = _mm256_add_epi32(a[r][1], _mm256_madd_epi16(qb, t1));
+          }
+          // Pins the sums in registers at each step: GCC would otherwise reassociate the adds into
+          // a tree whose partial products all live at once (spills). Emits nothing.
+          __asm__("" : "+x"(a[0][0]), "+x"(a[0][1]), "+x"(a[1][0]), "+x"(a[1][1]),
+                       "+x"(a[2][0]), "+x"(a[2][1]), "+x"(a[3][0]), "+x"(a[3][1]));
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; ++r) {
+          // hadd: [p0 p1 p4 p5 | p2 p3 p6 p7]; the permute restores point order
+          const __m256i sums = _mm256_permute4x64_epi64(_mm256_hadd_epi32(a[r][0], a[r][1]), 0xD8);
+          __m256i* out = reinterpret_cast<__m256i*>(acc_out + (rb + r) * kTileT + g * kGroupT + 8 * half);
+          _mm256_storeu_si256(out, _mm256_add_epi32(_mm256_loadu_si256(out), sums));
+        }
+      }
+}
+#endif
+
+#if !defined(NNM_U8_L2_WORDS)
 // acc[kTileQ][kTileT] += q(rows q0.., dims [k_begin, k_end)) . t(tile at j0), int32 arithmetic mod 2^32.
 void dot_u8_tile(const ScanJob& job, int64_t q0, int64_t j0, int64_t k_begin, int64_t k_end, int32_t* acc_out) {
   const int64_t dp = job.dim_padded;
@@ -298,76 +354,12 @@ void dot_u8_tile(const ScanJob& job, int64_t q0, int64_t j0, int64_t k_begin, in
 #pragma GCC unroll 2
         for (int h = 0; h < 2; ++h) _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * kTileT + 8 * h), acc[r][h]);
     }
-#elif defined(__AVX2__)
-  // No vpdpbusd: vpmaddubsw multiplies unsigned by signed bytes but saturates its int16 pair sums,
-  // so the query bytes are split into nibbles (both <= 15: |pair sum| <= 3840). The int16 sums
-  // accumulate for kWidenDims dims (8 steps: |sum| <= 30720, exact) before vpmaddwd by 1 and by 16
-  // widens them into int32: per vector of pair-dims two vpmaddubsw and two int16 adds (widening at
-  // every step costs two vpmaddwd more on the same multiplier ports).
-  // Register tile: 2 queries x 16 points (one group), lo and hi int16 accumulators: 8 registers.
-  alignas(32) uint8_t nib[2][kTileQ][kChunkDims];
-  split_nibbles(q, dp, k_begin, k_end, nib);
-  const __m256i ones = _mm256_set1_epi16(1), sixteens = _mm256_set1_epi16(16);
-  for (int rb = 0; rb < kTileQ; rb += 2)
-    for (int g = 0; g < 3; ++g) {
-      const int8_t* tg = t + g * group_stride;
-      for (int64_t k0 = k_begin; k0 < k_end; k0 += kWidenDims) {
-        const int64_t k1 = k0 + kWidenDims < k_end ? k0 + kWidenDims : k_end;
-        __m256i lo[2][2], hi[2][2];  // [query][half of the group]
-        // Pointers stepped once per 4 dims: indexed addressing cost ~3 scalar instructions per step
-        // (27 instructions per 8 vpmaddubsw, near a 6-wide front end's limit at 2 vpmaddubsw a cycle).
-        const int8_t* tk = tg + k0 * kGroupT;
-        const uint8_t* nk = &nib[0][rb][k0 - k_begin];  // lo of query rb; hi at +kTileQ * kChunkDims
-        // One step of 4 dims; the block's first sets the sums (no zeroing and no adds to zero: 16 of
-        // a block's 230 instructions).
-        auto step = [&](bool first) {
-          const __m256i t0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tk));       // points 0-7
-          const __m256i t1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tk + 32));  // points 8-15
-#pragma GCC unroll 2
-          for (int r = 0; r < 2; ++r) {
-            int32_t l4, h4;
-            std::memcpy(&l4, nk + r * kChunkDims, 4);
-            std::memcpy(&h4, nk + (kTileQ + r) * kChunkDims, 4);
-            const __m256i q_lo = _mm256_set1_epi32(l4), q_hi = _mm256_set1_epi32(h4);
-            const __m256i p[4] = {_mm256_maddubs_epi16(q_lo, t0), _mm256_maddubs_epi16(q_lo, t1),
-                                  _mm256_maddubs_epi16(q_hi, t0), _mm256_maddubs_epi16(q_hi, t1)};
-            lo[r][0] = first ? p[0] : _mm256_add_epi16(lo[r][0], p[0]);
-            lo[r][1] = first ? p[1] : _mm256_add_epi16(lo[r][1], p[1]);
-            hi[r][0] = first ? p[2] : _mm256_add_epi16(hi[r][0], p[2]);
-            hi[r][1] = first ? p[3] : _mm256_add_epi16(hi[r][1], p[3]);
-          }
-          tk += 4 * kGroupT;
-          nk += 4;
-        };
-        if (k1 - k0 == kWidenDims) {  // every block but a row's last
-          __m256i t0, t1, qv, pv;
-          __asm__(NNM_NIB_STEP(0, NNM_NIB_SET) NNM_NIB_STEP(1, NNM_NIB_ADD) NNM_NIB_STEP(2, NNM_NIB_ADD)
-                  NNM_NIB_STEP(3, NNM_NIB_ADD) NNM_NIB_STEP(4, NNM_NIB_ADD) NNM_NIB_STEP(5, NNM_NIB_ADD)
-                  NNM_NIB_STEP(6, NNM_NIB_ADD) NNM_NIB_STEP(7, NNM_NIB_ADD)
-                  : [lo00] "=&x"(lo[0][0]), [lo01] "=&x"(lo[0][1]), [lo10] "=&x"(lo[1][0]), [lo11] "=&x"(lo[1][1]),
-                    [hi00] "=&x"(hi[0][0]), [hi01] "=&x"(hi[0][1]), [hi10] "=&x"(hi[1][0]), [hi11] "=&x"(hi[1][1]),
-                    [t0] "=&x"(t0), [t1] "=&x"(t1), [q] "=&x"(qv), [p] "=&x"(pv)
-                  : [t] "r"(tk), [n] "r"(nk)
-                  : "memory");
-        } else {
-          step(true);
-          for (int64_t k = k0 + 4; k < k1; k += 4) step(false);
-        }
-#pragma GCC unroll 2
-        for (int r = 0; r < 2; ++r)
-#pragma GCC unroll 2
-          for (int h = 0; h < 2; ++h) {
-            __m256i* out = reinterpret_cast<__m256i*>(acc_out + (rb + r) * kTileT + g * kGroupT + 8 * h);
-            const __m256i wide = _mm256_add_epi32(_mm256_madd_epi16(lo[r][h], ones), _mm256_madd_epi16(hi[r][h], sixteens));
-            _mm256_storeu_si256(out, _mm256_add_epi32(_mm256_loadu_si256(out), wide));
-          }
-      }
-    }
 #else
   // SSE2 / NEON / any target: int16-widened multiply-add, register-blocked (portable_kernels.h).
   portable::dot_u8_tile(q, t, dp, group_stride, k_begin, k_end, acc_out);
 #endif
 }
+#endif  // !NNM_U8_L2_WORDS
 
 // Keys (exact |q - t|^2) of every query of the job against the tile at j0, into keys[q * kTileT + c].
 // The int32 dot products accumulate in the same buffer first.
@@ -378,7 +370,13 @@ void produce_u8_l2(const ScanJob& job, int64_t j0, uint32_t* keys) {
   std::memset(acc, 0, sizeof(int32_t) * kTileT * rows);
   for (int64_t k0 = 0; k0 < dp; k0 += kChunkDims) {
     const int64_t k1 = k0 + kChunkDims < dp ? k0 + kChunkDims : dp;
+#if defined(NNM_U8_L2_WORDS)
+    alignas(32) static thread_local WordChunk words;
+    widen_train_chunk(static_cast<const int8_t*>(job.train) + j0 * dp, kGroupT * dp, k0, k1, words);
+    for (int64_t q0 = 0; q0 < job.n_q; q0 += kTileQ) dot_u8_words(job, q0, words, k0, k1, acc + q0 * kTileT);
+#else
     for (int64_t q0 = 0; q0 < job.n_q; q0 += kTileQ) dot_u8_tile(job, q0, j0, k0, k1, acc + q0 * kTileT);
+#endif
   }
   // |q - t|^2 = (|q|^2 - 256 sum q) + |t|^2 - 2 q.(t - 128), exact modulo 2^32
   for (int64_t i = 0; i < job.n_q; ++i) {
