@@ -30,14 +30,17 @@ struct BisectorState {
 
 // Gather rows `rows` of a (·, dim) array into staging, then pack them for `layout`'s kernels.
 void pack_gathered(const uint8_t* src, int64_t stride_bytes, const int64_t* rows, int64_t n_q,
-                   const TrainLayout& layout, BisectorState& st, AlignedBuffer& out, std::vector<int32_t>& aux) {
+                   const TrainLayout& layout, const KernelTable& kernels, BisectorState& st, AlignedBuffer& out,
+                   std::vector<int32_t>& aux) {
   const size_t row_bytes = layout.dim * element_size(layout.dtype);
   st.staging.resize(n_q * row_bytes);
   for (int64_t i = 0; i < n_q; ++i) std::memcpy(st.staging.data() + i * row_bytes, src + rows[i] * stride_bytes, row_bytes);
-  const size_t need = round_up(n_q, kTileQ) * layout.dim_padded * element_size(layout.dtype);
+  const bool words = kernels.u8_l2_query_words;
+  const size_t need = packed_query_bytes(layout.dtype, layout.metric, n_q, layout.dim_padded, words);
   if (out.size() < need) out = AlignedBuffer(need);
   aux.resize(n_q);
-  pack_queries(st.staging.data(), layout.dtype, layout.metric, n_q, layout.dim, layout.dim_padded, out.data(), aux.data());
+  pack_queries(st.staging.data(), layout.dtype, layout.metric, n_q, layout.dim, layout.dim_padded, out.data(), aux.data(),
+               words);
 }
 
 ScanJob job_for(const TrainLayout& t, const AlignedBuffer& rows, int64_t n_q, const BisectorState& st,
@@ -87,12 +90,13 @@ void bisector_search(const TrainLayout& l2, const TrainLayout& dual, const Kerne
     st.q_class.resize(n_q);
     for (int64_t i = 0; i < n_q; ++i) st.q_class[i] = query_class[rows[i]];
     st.no_skip.assign(n_q, -1);
-    pack_gathered(q_src, row_bytes, rows, n_q, l2, st, st.x_rows, st.x_aux);
+    pack_gathered(q_src, row_bytes, rows, n_q, l2, kernels, st, st.x_rows, st.x_aux);
     BisectorJob job{};
     job.x = job_for(l2, st.x_rows, n_q, st, st.x_aux);
     for (int k = 0; k < n_pivots; ++k) {
       // pivot k of query r is row r * n_pivots + k of the pivots array
-      pack_gathered(p_src + k * row_bytes, row_bytes * n_pivots, rows, n_q, dual, st, st.pivot_rows[k], st.pivot_aux[k]);
+      pack_gathered(p_src + k * row_bytes, row_bytes * n_pivots, rows, n_q, dual, kernels, st, st.pivot_rows[k],
+                    st.pivot_aux[k]);
       job.pivot[k] = job_for(dual, st.pivot_rows[k], n_q, st, st.pivot_aux[k]);
     }
     st.pivot_sq.resize(n_q * n_pivots);

@@ -129,6 +129,7 @@ struct KernelTable {
   ScanFn scan[3][3];
   ScanFn topk[3][3];
   BisectFn bisect[3][3];
+  bool u8_l2_query_words;  // its uint8 l2 kernels read the queries as int16 words (pack_queries)
 };
 
 // Defined once per instruction set in scan_kernels.cpp (compiled with that set's flags).

@@ -146,7 +146,7 @@ void search_typed(const TrainLayout& train, const KernelTable& kernels, const vo
 
   for_each_task<SearchState<Codec>>(grid.tasks(), num_threads, [&](SearchState<Codec>& st, int64_t task) {
     const int64_t q_begin = grid.q_begin(task), n_q = grid.q_count(task), tc = grid.train_chunk(task);
-    st.q.pack(train, queries, skip_index, q_begin, n_q);
+    st.q.pack(train, kernels, queries, skip_index, q_begin, n_q);
     st.q_class.assign(query_class + q_begin, query_class + q_begin + n_q);
     st.best.assign(n_q * 2, best_init);
     st.best_orig.assign(n_q * 2, -1);

@@ -197,22 +197,15 @@ void widen_train_chunk(const int8_t* t, int64_t group_stride, int64_t k_begin, i
     }
 }
 
-// acc[kTileQ][kTileT] += q(rows q0.., dims [k_begin, k_end)) . t(the widened chunk), int32 mod 2^32.
-// Register tile: 4 queries x 16 points, 8 int32 sums over the whole chunk; each step takes 2 dims
+// acc[kTileQ][kTileT] += q(word rows q0.., dims [k_begin, k_end)) . t(the widened chunk), int32 mod
+// 2^32. Register tile: 4 queries x 16 points, 8 int32 sums over the whole chunk; each step takes 2 dims
 // (a 32-bit broadcast of the query's pair: steps of 4 dims with 64-bit broadcasts over 8 points ran
 // at 0.8x in a microbenchmark on Zen 4).
 void dot_u8_words(const ScanJob& job, int64_t q0, const WordChunk& w, int64_t k_begin, int64_t k_end,
                   int32_t* acc_out) {
   const int64_t dp = job.dim_padded, pairs = (k_end - k_begin) / 2;
-  const uint8_t* q = static_cast<const uint8_t*>(job.queries) + q0 * dp + k_begin;
-  alignas(32) int16_t qw[kTileQ][kChunkDims];  // the tile's query bytes as words
-  for (int r = 0; r < kTileQ; ++r) {
-    int64_t k = 0;
-    for (; k + 16 <= 2 * pairs; k += 16)
-      _mm256_store_si256(reinterpret_cast<__m256i*>(&qw[r][k]),
-                         _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + r * dp + k))));
-    for (; k < 2 * pairs; ++k) qw[r][k] = q[r * dp + k];
-  }
+  // The queries come as int16 words (pack_queries with u8_l2_query_words), rows dp words apart.
+  const int16_t* qw = static_cast<const int16_t*>(job.queries) + q0 * dp + k_begin;
   for (int rb = 0; rb < kTileQ; rb += 4)
     for (int g = 0; g < 3; ++g) {
       const int16_t* tw = &w.t[g][0][0];
@@ -225,7 +218,7 @@ void dot_u8_words(const ScanJob& job, int64_t q0, const WordChunk& w, int64_t k_
 #pragma GCC unroll 4
         for (int r = 0; r < 4; ++r) {
           int32_t q2;
-          std::memcpy(&q2, &qw[rb + r][2 * j], 4);
+          std::memcpy(&q2, qw + (rb + r) * dp + 2 * j, 4);
           const __m256i qb = _mm256_set1_epi32(q2);
           a[r][0] = _mm256_add_epi32(a[r][0], _mm256_madd_epi16(qb, t0));
           a[r][1] = _mm256_add_epi32(a[r][1], _mm256_madd_epi16(qb, t1));
@@ -1205,7 +1198,13 @@ const KernelTable& kernel_table() {
           {bisect<F64, produce_rows<double, F64, kL2>, produce_rows<double, F64, kL2>, kL2>,
            bisect<F64, produce_rows<double, F64, kL2>, produce_rows<double, F64, kL1>, kL1>,
            bisect<F64, produce_rows<double, F64, kL2>, produce_rows<double, F64, kLinf>, kLinf>},
-      }};
+      },
+#if defined(NNM_U8_L2_WORDS)
+      true,
+#else
+      false,
+#endif
+  };
   return table;
 }
 

@@ -64,16 +64,18 @@ struct TaskQueries {
   std::vector<int64_t> skip;
   const uint8_t* source = nullptr;  // the task's original rows (n_q x dim), for exact re-checks
 
-  // Pack queries [q_begin, q_begin + n_q) of `queries` (n x train.dim, row-major, train.dtype);
-  // skip_index: (n) original training index each query ignores, or nullptr.
-  void pack(const TrainLayout& train, const void* queries, const int64_t* skip_index, int64_t q_begin, int64_t n_q) {
+  // Pack queries [q_begin, q_begin + n_q) of `queries` (n x train.dim, row-major, train.dtype) in
+  // the format of `kernels`; skip_index: (n) original training index each query ignores, or nullptr.
+  void pack(const TrainLayout& train, const KernelTable& kernels, const void* queries, const int64_t* skip_index,
+            int64_t q_begin, int64_t n_q) {
     const size_t es = element_size(train.dtype);
     source = static_cast<const uint8_t*>(queries) + q_begin * train.dim * es;
-    const size_t bytes = round_up(n_q, kTileQ) * train.dim_padded * es;
+    const bool words = kernels.u8_l2_query_words;
+    const size_t bytes = packed_query_bytes(train.dtype, train.metric, n_q, train.dim_padded, words);
     if (packed.size() < bytes) packed = AlignedBuffer(bytes);
     aux.resize(n_q);
     skip.resize(n_q);
-    pack_queries(source, train.dtype, train.metric, n_q, train.dim, train.dim_padded, packed.data(), aux.data());
+    pack_queries(source, train.dtype, train.metric, n_q, train.dim, train.dim_padded, packed.data(), aux.data(), words);
     for (int64_t i = 0; i < n_q; ++i) {
       const int64_t s = skip_index ? skip_index[q_begin + i] : -1;
       skip[i] = s >= 0 ? train.pos_of_orig[s] : -1;

@@ -138,7 +138,7 @@ void topk_typed(const TrainLayout& train, const KernelTable& kernels, const void
 
   for_each_task<TopkState<Codec>>(grid.tasks(), num_threads, [&](TopkState<Codec>& st, int64_t task) {
     const int64_t q_begin = grid.q_begin(task), n_q = grid.q_count(task), tc = grid.train_chunk(task);
-    st.q.pack(train, queries, skip_index, q_begin, n_q);
+    st.q.pack(train, kernels, queries, skip_index, q_begin, n_q);
     st.q_class.assign(n_q, kNoClass);  // the kernels' produce step never reads it; kept well-defined
     TopkSink<Codec>& sink = st.sink;
     sink.train = &train;

@@ -185,13 +185,23 @@ std::shared_ptr<const TrainLayout> build_train_layout(const void* x, DType dtype
   return t;
 }
 
+size_t packed_query_bytes(DType dtype, Metric metric, int64_t n, int64_t dim_padded, bool u8_l2_words) {
+  const size_t es = dtype == kU8 && metric == kL2 && u8_l2_words ? 2 : element_size(dtype);
+  return static_cast<size_t>(round_up(std::max<int64_t>(n, 1), kTileQ) * dim_padded) * es;
+}
+
 void pack_queries(const void* x, DType dtype, Metric metric, int64_t n, int64_t dim, int64_t dim_padded,
-                  uint8_t* out, int32_t* aux) {
+                  uint8_t* out, int32_t* aux, bool u8_l2_words) {
   const size_t es = element_size(dtype);
   const auto* src = static_cast<const uint8_t*>(x);
-  const int64_t rows = round_up(std::max<int64_t>(n, 1), kTileQ);
-  std::memset(out, 0, rows * dim_padded * es);
-  for (int64_t i = 0; i < n; ++i) std::memcpy(out + i * dim_padded * es, src + i * dim * es, dim * es);
+  std::memset(out, 0, packed_query_bytes(dtype, metric, n, dim_padded, u8_l2_words));
+  if (dtype == kU8 && metric == kL2 && u8_l2_words) {
+    auto* words = reinterpret_cast<int16_t*>(out);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t k = 0; k < dim; ++k) words[i * dim_padded + k] = src[i * dim + k];
+  } else {
+    for (int64_t i = 0; i < n; ++i) std::memcpy(out + i * dim_padded * es, src + i * dim * es, dim * es);
+  }
   if (dtype == kU8 && metric == kL2) {
     for (int64_t i = 0; i < n; ++i) {
       const uint8_t* r = src + i * dim;

@@ -79,9 +79,12 @@ std::shared_ptr<const TrainLayout> build_train_layout(const void* x, DType dtype
                                                       const int32_t* class_id, Metric metric, int threads = 0);
 
 // Copy n query rows (row-major, dim long) into `out` (round_up(n, kTileQ) rows of dim_padded, zero
-// padded); for uint8 l2 also fill aux[i] = |q|^2 - 256 sum(q) (mod 2^32).
+// padded); for uint8 l2 also fill aux[i] = |q|^2 - 256 sum(q) (mod 2^32). With u8_l2_words (the
+// kernel table's u8_l2_query_words), uint8 l2 rows are written as int16 words: twice the bytes,
+// packed_query_bytes() says how many.
 void pack_queries(const void* x, DType dtype, Metric metric, int64_t n, int64_t dim, int64_t dim_padded,
-                  uint8_t* out, int32_t* aux);
+                  uint8_t* out, int32_t* aux, bool u8_l2_words = false);
+size_t packed_query_bytes(DType dtype, Metric metric, int64_t n, int64_t dim_padded, bool u8_l2_words);
 
 // Float rows: |x|^2 summed in float64 and rounded to the input precision (into sq, n elements of
 // dtype), and an upper bound of ||x|| (into len). Padding rows (zeros) contribute nothing.
