@@ -202,7 +202,7 @@ class Runner:
         for base, metric in ((uint8_base, "l2"), (uint8_base, "l1"), (uint8_base, "linf"), (float_base, "l2")):
             case = base.with_metric(metric, f"ISA variants: {base.x_train.dtype} {metric} (N={n}, M={m}, D={base.d})")
             self.register(case, "5. ISA dispatch")
-            trainset = nnmargin_prepare(case)
+            trainset = nnmargin_prepare(case, self.args.threads)
             timings = interleaved([Method(isa, nnmargin_method(case, self.args.threads, isa, trainset),
                                           self.args.slow_repeats) for isa in isas])
             ref = exact_reference(case, self.args.check_queries)
@@ -228,7 +228,7 @@ class Runner:
         for metric, bound in (("l2", "margin"), ("linf", "margin"), ("l2", "bisector")):
             case = base.with_metric(metric, f"thread scaling: uint8 {metric} {bound} (N={n}, M={m}, D={d})")
             self.register(case, "6. threads")
-            trainset = nnmargin_prepare(case)
+            trainset = nnmargin_prepare(case, self.args.threads)
             trainset.prepared("l1")  # the bisector's dual-norm layout, outside the timing
 
             def method(k):

@@ -58,7 +58,7 @@ struct CandidateSink {
 // One kernel call: queries [0, n_q) against sorted training positions [t_begin, t_end).
 // t_begin and t_end are multiples of kTileT (the training layout is padded to that).
 struct ScanJob {
-  const void* queries;      // (round_up(n_q, kTileQ), dim_padded) row-major, zero padded
+  const void* queries;      // (round_up(n_q, kTileQ), dim_padded) row-major, zero padded (pack_queries)
   int64_t n_q;
   const int32_t* q_class;   // (n_q) dense class id, kNoClass when absent from the training set
   const int64_t* q_skip;    // (n_q) sorted training position to ignore (leave-one-out), or -1

@@ -6,7 +6,8 @@
 // Each kernel fills a kTileQ x kTileT tile of keys (see scan_common.h) and reduce_tile() folds it into
 // the running minima. Layouts (built by train_layout.cpp):
 //   uint8 l2   : training points in groups of 16: [group][dim_padded / 4][16][4] int8 (value - 128);
-//                queries row-major uint8. |q - t|^2 = (|q|^2 - 256 sum q) + |t|^2 - 2 q.(t - 128),
+//                queries row-major uint8 (int16 words for the AVX2 variant: KernelTable::
+//                u8_l2_query_words). |q - t|^2 = (|q|^2 - 256 sum q) + |t|^2 - 2 q.(t - 128),
 //                exact modulo 2^32 and the true value fits in uint32 (dim <= 66051).
 //   uint8 l1   : training points in groups of 8: [group][dim_padded / 8][8][8] uint8; queries row-major.
 //   the others : row-major, zero padded to dim_padded, for training points and queries alike.
@@ -275,8 +276,10 @@ void dot_u8_tile(const ScanJob& job, int64_t q0, int64_t j0, int64_t k_begin, in
 #pragma GCC unroll 3
     for (int c = 0; c < 3; ++c) _mm512_storeu_si512(acc_out + r * kTileT + 16 * c, acc[r][c]);
 #elif defined(__AVX512BW__)
-  // AVX-512 without VNNI (Skylake-SP): the nibble path of AVX2 below on 64-byte vectors (one group
-  // of 16 points x 4 dims per vector). Register tile: 2 queries x 48 points, int16 accumulators
+  // AVX-512 without VNNI (Skylake-SP): vpmaddubsw, which multiplies unsigned by signed bytes but
+  // saturates its int16 pair sums, on the query bytes split into nibbles (both <= 15: |pair sum| <=
+  // 3840); the int16 sums accumulate for kWidenDims dims (8 steps: |sum| <= 30720, exact) before
+  // vpmaddwd by 1 and by 16 widens them into int32. One group of 16 points x 4 dims per vector. Register tile: 2 queries x 48 points, int16 accumulators
   // (low, high nibble) and the int32 sums they widen into: 18 of the 32 registers (4 x 48 spilled
   // 8 accumulators to the stack: 0.57 of the sequence peak).
   alignas(32) uint8_t nib[2][kTileQ][kChunkDims];
@@ -295,7 +298,7 @@ void dot_u8_tile(const ScanJob& job, int64_t q0, int64_t j0, int64_t k_begin, in
       for (int r = 0; r < 2; ++r)
 #pragma GCC unroll 3
         for (int g = 0; g < 3; ++g) lo[r][g] = hi[r][g] = _mm512_setzero_si512();
-      const int8_t* tk = t + k0 * kGroupT;            // pointers stepped once per 4 dims (see AVX2)
+      const int8_t* tk = t + k0 * kGroupT;            // pointers stepped once per 4 dims
       const uint8_t* nk = &nib[0][rb][k0 - k_begin];  // lo of query rb; hi at +kTileQ * kChunkDims
 #pragma GCC unroll 8
       for (int64_t k = k0; k < k1; k += 4, tk += 4 * kGroupT, nk += 4) {

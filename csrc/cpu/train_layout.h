@@ -83,7 +83,7 @@ std::shared_ptr<const TrainLayout> build_train_layout(const void* x, DType dtype
 // kernel table's u8_l2_query_words), uint8 l2 rows are written as int16 words: twice the bytes,
 // packed_query_bytes() says how many.
 void pack_queries(const void* x, DType dtype, Metric metric, int64_t n, int64_t dim, int64_t dim_padded,
-                  uint8_t* out, int32_t* aux, bool u8_l2_words = false);
+                  uint8_t* out, int32_t* aux, bool u8_l2_words);
 size_t packed_query_bytes(DType dtype, Metric metric, int64_t n, int64_t dim_padded, bool u8_l2_words);
 
 // Float rows: |x|^2 summed in float64 and rounded to the input precision (into sq, n elements of

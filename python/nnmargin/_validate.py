@@ -88,8 +88,8 @@ def magnitude_range(a: np.ndarray) -> tuple:
     flat, lo, hi = a.reshape(-1), np.inf, 0.0
     for start in range(0, flat.size, _RANGE_CHUNK):  # chunks: the temporaries stay in cache
         magnitude = np.abs(flat[start:start + _RANGE_CHUNK])
-        lo = min(lo, float(magnitude.min(where=magnitude > 0, initial=np.inf)))
-        hi = max(hi, float(magnitude.max()))
+        lo = float(np.minimum(lo, magnitude.min(where=magnitude > 0, initial=np.inf)))
+        hi = float(np.maximum(hi, magnitude.max()))  # NaN stays NaN, as over the whole array
     return lo, hi
 
 

@@ -196,6 +196,8 @@ class TrainSet(TrainSetBase):
         """The compiled layout for ``metric`` (built once on ``threads`` threads, 0: all cores, then
         cached; the layout does not depend on the thread count)."""
         metric = as_metric(metric)
+        if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 0:
+            raise InputError(f"threads must be a non-negative integer (0: all cores), got {threads!r}")
         with self._lock:
             if metric not in self._prepared:
                 self._prepared[metric] = _core.prepare_train(self.points, self._class_id, metric_code(metric), threads)

@@ -202,7 +202,7 @@ def _trainset(args, data, stack: contextlib.ExitStack):
     machine, or sharded over the Dask cluster of --scheduler (closed with ``stack``)."""
     if args.scheduler is None:
         trainset = TrainSet(data.x_train, data.y_train)
-        trainset.prepared(args.metric)
+        trainset.prepared(args.metric, args.threads or 0)
         return trainset
     require("distributed")
     from distributed import Client, LocalCluster
