@@ -35,12 +35,7 @@ void pack_gathered(const uint8_t* src, int64_t stride_bytes, const int64_t* rows
   const size_t row_bytes = layout.dim * element_size(layout.dtype);
   st.staging.resize(n_q * row_bytes);
   for (int64_t i = 0; i < n_q; ++i) std::memcpy(st.staging.data() + i * row_bytes, src + rows[i] * stride_bytes, row_bytes);
-  const bool words = kernels.u8_l2_query_words;
-  const size_t need = packed_query_bytes(layout.dtype, layout.metric, n_q, layout.dim_padded, words);
-  if (out.size() < need) out = AlignedBuffer(need);
-  aux.resize(n_q);
-  pack_queries(st.staging.data(), layout.dtype, layout.metric, n_q, layout.dim, layout.dim_padded, out.data(), aux.data(),
-               words);
+  pack_for_kernels(layout, kernels, st.staging.data(), n_q, out, aux);
 }
 
 ScanJob job_for(const TrainLayout& t, const AlignedBuffer& rows, int64_t n_q, const BisectorState& st,

@@ -173,10 +173,10 @@ inline void split_nibbles(const uint8_t* q, int64_t dp, int64_t k_begin, int64_t
 // AVX2 without VNNI: the dot products in int16 words by vpmaddwd (q in [0, 255] times t - 128, pairs
 // summed into int32: no saturation and no int16 sums to widen, unlike a vpmaddubsw path, which needs
 // two products per pair-dim (query nibbles) and a widening every 32 dims; both instructions run on
-// the same two pipes on Zen 3 / 4 and Intel cores). Zen 4, one thread, 256 x 8000 x 3072: 158-162
-// GOP/s against 141 for the nibble kernel it replaced (147 with that kernel's blocks written in asm).
-// Each chunk of the training tile is sign-extended to words once, as [group][dim pair][16 points][2
-// dims], and used by every query tile of the job.
+// the same two pipes on Zen 3 / 4 and Intel cores). Zen 4, one thread, 256 x 8000 x 3072: 166 GOP/s
+// against 141 for the nibble kernel it replaced (147 with that kernel's blocks written in asm). Each
+// chunk of the training tile is sign-extended to words once, as [group][dim pair][16 points][2
+// dims], and used by every query tile of the job; the queries arrive as words (pack_queries).
 struct WordChunk {
   alignas(32) int16_t t[3][kChunkDims / 2][kGroupT * 2];  // [group][dim pair][16 points x 2 dims]
 };
@@ -279,9 +279,10 @@ void dot_u8_tile(const ScanJob& job, int64_t q0, int64_t j0, int64_t k_begin, in
   // AVX-512 without VNNI (Skylake-SP): vpmaddubsw, which multiplies unsigned by signed bytes but
   // saturates its int16 pair sums, on the query bytes split into nibbles (both <= 15: |pair sum| <=
   // 3840); the int16 sums accumulate for kWidenDims dims (8 steps: |sum| <= 30720, exact) before
-  // vpmaddwd by 1 and by 16 widens them into int32. One group of 16 points x 4 dims per vector. Register tile: 2 queries x 48 points, int16 accumulators
-  // (low, high nibble) and the int32 sums they widen into: 18 of the 32 registers (4 x 48 spilled
-  // 8 accumulators to the stack: 0.57 of the sequence peak).
+  // vpmaddwd by 1 and by 16 widens them into int32. One group of 16 points x 4 dims per vector.
+  // Register tile: 2 queries x 48 points, int16 accumulators (low, high nibble) and the int32 sums
+  // they widen into: 18 of the 32 registers (4 x 48 spilled 8 accumulators to the stack: 0.57 of the
+  // sequence peak).
   alignas(32) uint8_t nib[2][kTileQ][kChunkDims];
   split_nibbles(q, dp, k_begin, k_end, nib);
   const __m512i ones = _mm512_set1_epi16(1), sixteens = _mm512_set1_epi16(16);

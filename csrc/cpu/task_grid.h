@@ -56,6 +56,17 @@ inline TaskGrid make_task_grid(const TrainLayout& train, int64_t n, int num_thre
   return g;
 }
 
+// Queries (n_q rows of train.dim at src, train.dtype) packed in the format of `kernels` into `out`
+// (grown when too small) and `aux`: what every driver hands its kernels as ScanJob::queries / q_aux.
+inline void pack_for_kernels(const TrainLayout& train, const KernelTable& kernels, const void* src, int64_t n_q,
+                             AlignedBuffer& out, std::vector<int32_t>& aux) {
+  const bool words = kernels.u8_l2_query_words;
+  const size_t bytes = packed_query_bytes(train.dtype, train.metric, n_q, train.dim_padded, words);
+  if (out.size() < bytes) out = AlignedBuffer(bytes);
+  aux.resize(n_q);
+  pack_queries(src, train.dtype, train.metric, n_q, train.dim, train.dim_padded, out.data(), aux.data(), words);
+}
+
 // The queries of one task as the kernels read them: packed rows, uint8-l2 aux terms, and the sorted
 // position each query skips (leave-one-out, -1 for none). Reused across tasks by one thread.
 struct TaskQueries {
@@ -68,14 +79,9 @@ struct TaskQueries {
   // the format of `kernels`; skip_index: (n) original training index each query ignores, or nullptr.
   void pack(const TrainLayout& train, const KernelTable& kernels, const void* queries, const int64_t* skip_index,
             int64_t q_begin, int64_t n_q) {
-    const size_t es = element_size(train.dtype);
-    source = static_cast<const uint8_t*>(queries) + q_begin * train.dim * es;
-    const bool words = kernels.u8_l2_query_words;
-    const size_t bytes = packed_query_bytes(train.dtype, train.metric, n_q, train.dim_padded, words);
-    if (packed.size() < bytes) packed = AlignedBuffer(bytes);
-    aux.resize(n_q);
+    source = static_cast<const uint8_t*>(queries) + q_begin * train.dim * element_size(train.dtype);
+    pack_for_kernels(train, kernels, source, n_q, packed, aux);
     skip.resize(n_q);
-    pack_queries(source, train.dtype, train.metric, n_q, train.dim, train.dim_padded, packed.data(), aux.data(), words);
     for (int64_t i = 0; i < n_q; ++i) {
       const int64_t s = skip_index ? skip_index[q_begin + i] : -1;
       skip[i] = s >= 0 ? train.pos_of_orig[s] : -1;

@@ -14,7 +14,7 @@ import numpy as np
 from . import _core
 from ._errors import InputError, InputTypeError
 from ._names import DUAL_NORM, as_metric, metric_code
-from ._validate import as_labels, as_points, is_torch_tensor, safe_float_dtype
+from ._validate import as_labels, as_num_threads, as_points, is_torch_tensor, safe_float_dtype
 
 
 def _may_alias(arr: np.ndarray, source) -> bool:
@@ -196,8 +196,7 @@ class TrainSet(TrainSetBase):
         """The compiled layout for ``metric`` (built once on ``threads`` threads, 0: all cores, then
         cached; the layout does not depend on the thread count)."""
         metric = as_metric(metric)
-        if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 0:
-            raise InputError(f"threads must be a non-negative integer (0: all cores), got {threads!r}")
+        threads = as_num_threads(threads or None)  # 0 and None: all cores
         with self._lock:
             if metric not in self._prepared:
                 self._prepared[metric] = _core.prepare_train(self.points, self._class_id, metric_code(metric), threads)
